@@ -1,0 +1,50 @@
+/**
+ * The pub/sub adapter contract. An adapter moves serialised delivery frames between server nodes;
+ * it knows nothing of connections, channels or frames. `memoryAdapter()` and `redisAdapter()` implement
+ * it, and any other backend (NATS, MQTT, Postgres LISTEN/NOTIFY...) can: run the conformance suite
+ * exported as `fastify-realtime/adapter-tests` to prove it.
+ */
+import type { FastifyInstance } from 'fastify'
+
+/**
+ * Called with each message published to a topic the handler subscribed to. Must not throw; the adapter
+ * calls handlers synchronously one after the other and guards each call.
+ */
+export type MessageHandler = (message: string) => void
+
+/**
+ * A pub/sub backend.
+ *
+ * Contract (what the conformance suite checks):
+ * - Topics are opaque strings (fastify-realtime uses `channel:<name>` and `device:<deviceId>`); adapters may
+ *   prefix them for their backend but never interpret them as patterns.
+ * - `subscribe(topic, handler)` resolves once a message published afterwards, from any node, will reach
+ *   `handler`. Several handlers may subscribe to one topic; each receives every message once. Subscribing the
+ *   same handler twice to one topic is a no-op. A rejected subscribe leaves no subscription behind.
+ * - `unsubscribe(topic, handler)` stops deliveries to that handler as soon as it is called (nothing is
+ *   delivered to it afterwards, even if in flight) and resolves when the backend subscription of the topic is
+ *   released (when the last handler of the topic left). Unknown topic/handler pairs are a no-op.
+ * - `publish(topic, message)` resolves when the backend accepted the message (at-most-once delivery: pub/sub
+ *   keeps no history; a node that is not subscribed at that moment never sees it). Messages published by one
+ *   adapter instance are delivered in publish order, across topics, to every subscriber.
+ * - `close()` releases every subscription and every resource the adapter opened itself (never a client the
+ *   application passed in). It is idempotent. After it, `subscribe` and `publish` reject with
+ *   `FST_REALTIME_ADAPTER_CLOSED`, and no handler is called again.
+ */
+export interface RealtimeAdapter {
+  /** Optional hook, called once by the plugin at register time before any other method. */
+  init?: (fastify: FastifyInstance) => Promise<void> | void
+  subscribe: (topic: string, handler: MessageHandler) => Promise<void>
+  unsubscribe: (topic: string, handler: MessageHandler) => Promise<void>
+  publish: (topic: string, message: string) => Promise<void>
+  close: () => Promise<void>
+}
+
+/** True when `value` has the four methods of a `RealtimeAdapter`. */
+export function isAdapter (value: unknown): value is RealtimeAdapter {
+  if (value === null || typeof value !== 'object') return false
+  const a = value as Record<string, unknown>
+  return typeof a.subscribe === 'function' && typeof a.unsubscribe === 'function' &&
+    typeof a.publish === 'function' && typeof a.close === 'function' &&
+    (a.init === undefined || typeof a.init === 'function')
+}

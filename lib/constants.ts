@@ -1,0 +1,49 @@
+/**
+ * Constants of fastify-realtime: close codes, default limits (with units) and name patterns.
+ * Everything tunable lives here so handlers never carry magic numbers.
+ */
+
+/** WebSocket close codes used by the server (RFC 6455 §7.4.1). */
+export const CloseCode = {
+  /** Normal closure. */
+  NORMAL: 1000,
+  /** The server is shutting down (`app.close()`). */
+  GOING_AWAY: 1001,
+  /** A binary frame was received: the protocol is JSON text only. */
+  UNSUPPORTED_DATA: 1003,
+  /** Policy violation (e.g. flooding). */
+  POLICY_VIOLATION: 1008,
+  /** A frame larger than `maxPayload`. */
+  MESSAGE_TOO_BIG: 1009,
+  /** An unexpected server error. */
+  INTERNAL_ERROR: 1011
+} as const
+
+/** Default route path of the WebSocket endpoint. */
+export const DEFAULT_PATH = '/ws'
+/** Default largest accepted frame, in bytes (64 KiB). */
+export const DEFAULT_MAX_PAYLOAD = 64 * 1024
+/** Default largest number of channels one connection may join. */
+export const DEFAULT_MAX_CHANNELS_PER_CONNECTION = 100
+/** Default interval between heartbeat pings, in ms. A connection that misses one pong is terminated. */
+export const DEFAULT_HEARTBEAT_INTERVAL = 30_000
+/** Default time given to a close handshake before the socket is destroyed, in ms. */
+export const DEFAULT_CLOSE_TIMEOUT = 1000
+/** Default deepest nesting of arrays/objects accepted in a client frame. */
+export const DEFAULT_MAX_DEPTH = 32
+/** Default prefix of Redis channel names used by the Redis adapter. */
+export const DEFAULT_REDIS_PREFIX = 'realtime:'
+
+/** A deviceId: 1 to 64 characters of `A-Z a-z 0-9 _ -`. */
+export const DEVICE_ID_PATTERN = '^[A-Za-z0-9_-]{1,64}$'
+/** A channel name: 1 to 128 characters of `A-Z a-z 0-9 : _ . -` (never a Redis glob pattern). */
+export const CHANNEL_PATTERN = '^[A-Za-z0-9:_.\\-]{1,128}$'
+/** An action name, same alphabet as channels, 1 to 128 characters. */
+export const ACTION_PATTERN = '^[A-Za-z0-9:_.\\-]{1,128}$'
+/** Longest string request id, in characters. */
+export const MAX_ID_LENGTH = 64
+
+/** Prefix of adapter topics that carry a channel's deliveries. */
+export const CHANNEL_TOPIC_PREFIX = 'channel:'
+/** Prefix of adapter topics that carry direct messages to one deviceId. */
+export const DEVICE_TOPIC_PREFIX = 'device:'

@@ -1,0 +1,33 @@
+/**
+ * The catalogue of errors thrown by fastify-realtime's JavaScript API, created with `@fastify/error`.
+ * Codes are stable (match on `err.code`, never on the message). Wire error codes sent to clients
+ * (`BAD_REQUEST`, `NOT_JOINED`, ...) are a different thing and live in `protocol.ts`.
+ */
+import createError from '@fastify/error'
+
+/** A register option is invalid (thrown by `fastify.register`). Message names the option. */
+export const FST_REALTIME_INVALID_OPTION = createError<[string]>(
+  'FST_REALTIME_INVALID_OPTION', 'Invalid fastify-realtime option: %s', 500, TypeError)
+
+/** A channel name does not match `^[A-Za-z0-9:_.-]{1,128}$`. */
+export const FST_REALTIME_INVALID_CHANNEL = createError<[string]>(
+  'FST_REALTIME_INVALID_CHANNEL', 'Invalid channel name "%s"', 400, TypeError)
+
+/** A deviceId does not match `^[A-Za-z0-9_-]{1,64}$`. */
+export const FST_REALTIME_INVALID_DEVICE_ID = createError<[string]>(
+  'FST_REALTIME_INVALID_DEVICE_ID', 'Invalid deviceId "%s"', 400, TypeError)
+
+/** The action name was not registered in the `actions` option. */
+export const FST_REALTIME_UNKNOWN_ACTION = createError<[string]>(
+  'FST_REALTIME_UNKNOWN_ACTION', 'Unknown action "%s"', 400)
+
+/**
+ * A payload failed its action's TypeBox schema. The error carries `details`:
+ * `Array<{ path: string, message: string }>` with JSON pointer paths.
+ */
+export const FST_REALTIME_VALIDATION_FAILED = createError<[string]>(
+  'FST_REALTIME_VALIDATION_FAILED', 'Payload of action "%s" failed validation', 400)
+
+/** The adapter was closed: no more subscribe or publish is possible. */
+export const FST_REALTIME_ADAPTER_CLOSED = createError(
+  'FST_REALTIME_ADAPTER_CLOSED', 'The realtime adapter is closed', 503)

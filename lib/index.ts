@@ -1,0 +1,52 @@
+/**
+ * fastify-realtime: channelled WebSocket messaging for Fastify 5.
+ *
+ * ```ts
+ * import realtimePlugin, { memoryAdapter, redisAdapter } from 'fastify-realtime'
+ * await app.register(realtimePlugin, { actions: { 'chat.message': Type.Object({ text: Type.String() }) } })
+ * await app.realtime.publish('room:1', 'chat.message', { text: 'hi' })
+ * ```
+ */
+import type { TSchema } from 'typebox'
+import type { Realtime } from './realtime.js'
+import { realtimePlugin } from './plugin.js'
+
+/**
+ * The registered actions, for static types of `fastify.realtime`. Augment it with your action map:
+ *
+ * ```ts
+ * const actions = { 'chat.message': Type.Object({ text: Type.String() }) }
+ * declare module 'fastify-realtime' {
+ *   interface RealtimeActions { 'chat.message': typeof actions['chat.message'] }
+ * }
+ * ```
+ * Left empty, `publish`/`sendToDevice` accept any action name and an `unknown` payload.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type
+export interface RealtimeActions {}
+
+/** `RealtimeActions` when augmented, else any action map. */
+export type RegisteredActions = keyof RealtimeActions extends never ? { [name: string]: TSchema } : RealtimeActions
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** fastify-realtime's decorator: publish, sendToDevice, adapter, stats. */
+    realtime: Realtime<RegisteredActions>
+  }
+}
+
+export { realtimePlugin }
+export default realtimePlugin
+export type { Realtime, RealtimeStats } from './realtime.js'
+export type { RealtimePluginOptions, ActionMap, AuthResult } from './options.js'
+export type { RealtimeConnection } from './connection.js'
+export type { RealtimeAdapter, MessageHandler } from './adapters/adapter.js'
+export { memoryAdapter } from './adapters/memory.js'
+export { redisAdapter, type RedisAdapterOptions } from './adapters/redis.js'
+export * from './errors.js'
+export { CloseCode } from './constants.js'
+export {
+  WireErrorCode, JoinFrame, LeaveFrame, ActionFrame,
+  type ClientFrame, type ServerFrame, type WelcomeFrame, type JoinedFrame, type LeftFrame, type AckFrame,
+  type ErrorFrame, type MessageFrame, type ValidationDetail, type RequestId
+} from './protocol.js'

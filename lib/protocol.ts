@@ -1,0 +1,210 @@
+/**
+ * Wire protocol v1 (see docs/protocol.md): TypeBox schemas of every frame, compiled validators,
+ * wire error codes and frame builders. Pure functions: no sockets, no Redis.
+ */
+import Type, { type Static, type TSchema } from 'typebox'
+import { Compile } from 'typebox/compile'
+import sjson from 'secure-json-parse'
+import { ACTION_PATTERN, CHANNEL_PATTERN, DEVICE_ID_PATTERN, MAX_ID_LENGTH } from './constants.js'
+
+/** Error codes sent to clients in `{"type":"error","code":...}` frames. */
+export const WireErrorCode = {
+  /** The frame is not JSON, too deep, or not a valid envelope. */
+  BAD_REQUEST: 'BAD_REQUEST',
+  /** The action name is not registered on the server. */
+  UNKNOWN_ACTION: 'UNKNOWN_ACTION',
+  /** The payload failed the action's schema; `details` lists the failing JSON paths. */
+  VALIDATION_FAILED: 'VALIDATION_FAILED',
+  /** An action was sent to a channel this connection has not joined. */
+  NOT_JOINED: 'NOT_JOINED',
+  /** `authorizeJoin` refused the join. */
+  FORBIDDEN: 'FORBIDDEN',
+  /** The connection already joined `maxChannelsPerConnection` channels. */
+  LIMIT_EXCEEDED: 'LIMIT_EXCEEDED',
+  /** Too many frames in the rate-limit window. */
+  RATE_LIMITED: 'RATE_LIMITED',
+  /** The pub/sub backend is unreachable; nothing was delivered. Safe to retry. */
+  UNAVAILABLE: 'UNAVAILABLE',
+  /** An unexpected server error. The message never carries internal details. */
+  INTERNAL: 'INTERNAL'
+} as const
+export type WireErrorCode = typeof WireErrorCode[keyof typeof WireErrorCode]
+
+/** A request id chosen by the client: a string of at most 64 characters or a non-negative integer. */
+export const RequestId = Type.Union([Type.String({ maxLength: MAX_ID_LENGTH }), Type.Integer({ minimum: 0 })])
+/** A channel name: `^[A-Za-z0-9:_.-]{1,128}$`. */
+export const ChannelName = Type.String({ pattern: CHANNEL_PATTERN })
+/** An action name: `^[A-Za-z0-9:_.-]{1,128}$`. */
+export const ActionName = Type.String({ pattern: ACTION_PATTERN })
+/** A deviceId: `^[A-Za-z0-9_-]{1,64}$`. */
+export const DeviceId = Type.String({ pattern: DEVICE_ID_PATTERN })
+
+const strict = { additionalProperties: false }
+
+/** Client -> server: join a channel. */
+export const JoinFrame = Type.Object({
+  type: Type.Literal('join'), channel: ChannelName, id: Type.Optional(RequestId)
+}, strict)
+/** Client -> server: leave a channel. */
+export const LeaveFrame = Type.Object({
+  type: Type.Literal('leave'), channel: ChannelName, id: Type.Optional(RequestId)
+}, strict)
+/** Client -> server: publish an action to a joined channel. */
+export const ActionFrame = Type.Object({
+  type: Type.Literal('action'),
+  channel: ChannelName,
+  action: ActionName,
+  payload: Type.Optional(Type.Unknown()),
+  id: Type.Optional(RequestId)
+}, strict)
+
+export type JoinFrame = Static<typeof JoinFrame>
+export type LeaveFrame = Static<typeof LeaveFrame>
+export type ActionFrame = Static<typeof ActionFrame>
+/** Any frame a client may send. */
+export type ClientFrame = JoinFrame | LeaveFrame | ActionFrame
+export type RequestId = Static<typeof RequestId>
+
+/** One failing location of a validation: a JSON pointer into the frame and a human message. */
+export interface ValidationDetail { path: string, message: string }
+
+/** Server -> client frames. */
+export interface WelcomeFrame { type: 'welcome', deviceId: string }
+export interface JoinedFrame { type: 'joined', channel: string, id?: RequestId }
+export interface LeftFrame { type: 'left', channel: string, id?: RequestId }
+export interface AckFrame { type: 'ack', id: RequestId }
+export interface ErrorFrame {
+  type: 'error', code: WireErrorCode, message: string, id?: RequestId, details?: ValidationDetail[]
+}
+/** A delivery: `channel` is absent for a direct message (`sendToDevice`); `from` is null for server publishes. */
+export interface MessageFrame<P = unknown> {
+  type: 'message', channel?: string, action: string, payload: P, from: string | null
+}
+export type ServerFrame = WelcomeFrame | JoinedFrame | LeftFrame | AckFrame | ErrorFrame | MessageFrame
+
+const envelopeValidators = {
+  join: Compile(JoinFrame),
+  leave: Compile(LeaveFrame),
+  action: Compile(ActionFrame)
+}
+const requestIdValidator = Compile(RequestId)
+const channelValidator = Compile(ChannelName)
+const deviceIdValidator = Compile(DeviceId)
+const actionNameValidator = Compile(ActionName)
+
+/** True when `channel` is a valid channel name. */
+export function isChannelName (channel: unknown): channel is string {
+  return channelValidator.Check(channel)
+}
+/** True when `deviceId` is a valid deviceId. */
+export function isDeviceId (deviceId: unknown): deviceId is string {
+  return deviceIdValidator.Check(deviceId)
+}
+/** True when `action` is a valid action name. */
+export function isActionName (action: unknown): action is string {
+  return actionNameValidator.Check(action)
+}
+
+/** Maps TypeBox errors to `{ path, message }`, with `prefix` prepended to each JSON pointer. */
+export function toDetails (errors: ReadonlyArray<{ instancePath: string, message: string }>, prefix = ''): ValidationDetail[] {
+  return errors.map((e) => ({ path: prefix + e.instancePath, message: e.message }))
+}
+
+/** Result of parsing one client frame. */
+export type ParseResult =
+  | { ok: true, frame: ClientFrame }
+  | { ok: false, error: ErrorFrame }
+
+/**
+ * Parses and validates one text frame from a client: nesting depth bound, prototype-poisoning safe JSON
+ * (`__proto__` / `constructor.prototype` keys are refused), then the envelope schema of its `type`.
+ * Never throws. A failure is a `BAD_REQUEST` error frame carrying the request id when one could be read.
+ */
+export function parseClientFrame (text: string, maxDepth: number): ParseResult {
+  if (exceedsDepth(text, maxDepth)) {
+    return fail('BAD_REQUEST', `Frame nesting is deeper than ${maxDepth}`)
+  }
+  let value: unknown
+  try {
+    value = sjson.parse(text, undefined, { protoAction: 'error', constructorAction: 'error' })
+  } catch {
+    return fail('BAD_REQUEST', 'Frame is not valid JSON or carries a forbidden key')
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    return fail('BAD_REQUEST', 'Frame must be a JSON object')
+  }
+  const obj = value as Record<string, unknown>
+  const id = requestIdValidator.Check(obj.id) ? obj.id : undefined
+  const validator = typeof obj.type === 'string' ? envelopeValidators[obj.type as keyof typeof envelopeValidators] : undefined
+  if (validator === undefined || !Object.hasOwn(envelopeValidators, obj.type as string)) {
+    return fail('BAD_REQUEST', 'Frame "type" must be one of join, leave, action', id,
+      [{ path: '/type', message: 'must be one of join, leave, action' }])
+  }
+  if (!validator.Check(obj)) {
+    return fail('BAD_REQUEST', `Invalid ${obj.type as string} frame`, id, toDetails(validator.Errors(obj)))
+  }
+  return { ok: true, frame: obj as ClientFrame }
+}
+
+function fail (code: WireErrorCode, message: string, id?: RequestId, details?: ValidationDetail[]): ParseResult {
+  return { ok: false, error: errorFrame(code, message, id, details) }
+}
+
+/**
+ * True when arrays/objects in `text` nest deeper than `max`. A bound check run before `JSON.parse`,
+ * so a hostile frame never reaches recursive code (validation, `JSON.stringify` on fan-out).
+ */
+export function exceedsDepth (text: string, max: number): boolean {
+  let depth = 0
+  let inString = false
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i)
+    if (inString) {
+      if (c === 92) i++ // backslash: skip the escaped character
+      else if (c === 34) inString = false
+    } else if (c === 34) {
+      inString = true
+    } else if (c === 123 || c === 91) {
+      if (++depth > max) return true
+    } else if (c === 125 || c === 93) {
+      depth--
+    }
+  }
+  return false
+}
+
+/** Builds an error frame object (not serialised). */
+export function errorFrame (code: WireErrorCode, message: string, id?: RequestId, details?: ValidationDetail[]): ErrorFrame {
+  const frame: ErrorFrame = { type: 'error', code, message }
+  if (id !== undefined) frame.id = id
+  if (details !== undefined) frame.details = details
+  return frame
+}
+
+/** Serialises the first frame of every connection. */
+export function welcomeFrame (deviceId: string): string {
+  return JSON.stringify({ type: 'welcome', deviceId })
+}
+
+/** Serialises a `joined` or `left` reply; the id is echoed when the request had one. */
+export function membershipFrame (type: 'joined' | 'left', channel: string, id: RequestId | undefined): string {
+  return JSON.stringify(id === undefined ? { type, channel } : { type, channel, id })
+}
+
+/** Serialises an `ack` reply. */
+export function ackFrame (id: RequestId): string {
+  return JSON.stringify({ type: 'ack', id })
+}
+
+/**
+ * Serialises a delivery once per publish; every node forwards this exact string to its members.
+ * `channel` undefined makes a direct message (no `channel` key).
+ */
+export function messageFrame (channel: string | undefined, action: string, payload: unknown, from: string | null): string {
+  return JSON.stringify({ type: 'message', channel, action, payload, from })
+}
+
+/** True when `value` looks like a TypeBox (JSON Schema) object usable by `Compile`. */
+export function isSchema (value: unknown): value is TSchema {
+  return Type.IsSchema(value) && typeof value === 'object' && value !== null && !Array.isArray(value)
+}
