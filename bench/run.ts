@@ -1,0 +1,495 @@
+/**
+ * The benchmark harness (`npm run bench`, `npm run bench:smoke`).
+ *
+ * For each scenario, repetition and target it starts the target server process(es) on free 127.0.0.1 ports,
+ * runs the load generator (bench/load.ts) in a separate process, records its JSON result, and stops every
+ * process. Targets run in a rotating order within each repetition so that ratios compare runs made
+ * side by side. At the end it writes the JSON results, the markdown report and the SVG chart (bench/report.ts).
+ *
+ * Every child is spawned through `sh -c 'ulimit -n <hard limit>; exec node ...'` (so its pid is the node pid
+ * that /proc is read from) and killed on exit, error, SIGINT or SIGTERM.
+ *
+ *   npm run bench                                   # everything, ~20 min on 2 cores
+ *   npm run bench -- --scenarios s1 --reps 5        # one scenario
+ *   npm run bench -- --scenarios s1 --targets fastify-realtime --reps 1 --cpu-prof bench/profiles
+ *   npm run bench:smoke                             # tiny, for CI: no timing assertion
+ */
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { cpus, tmpdir, totalmem, release } from 'node:os'
+import { dirname, join, relative, resolve } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { parseArgs } from 'node:util'
+import { freePort, sleep } from './common.js'
+import type { LoadResult, Protocol, Scenario } from './load.js'
+import { writeReport, type BenchResults, type RunRecord } from './report.js'
+
+const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
+
+export interface TargetDef {
+  name: string
+  /** File under bench/targets/. */
+  file: string
+  protocol: Protocol
+  /** Server processes: 2 with Redis between them. */
+  nodes: 1 | 2
+  redis: boolean
+  env?: Record<string, string>
+  description: string
+}
+
+export const TARGETS: TargetDef[] = [
+  { name: 'fastify-realtime', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 1, redis: false, description: 'this plugin, memory adapter, default options' },
+  { name: 'ws-raw', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, description: 'ws alone: Map channel -> Set, same JSON frames, send() in a loop' },
+  { name: 'ws-prebuilt', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_WS_MODE: 'prebuilt' }, description: 'ws-raw with the WebSocket frame built once per message (Sender.frame + _sender.sendFrame)' },
+  { name: 'socket.io', file: 'socketio.ts', protocol: 'socketio', nodes: 1, redis: false, description: 'Socket.IO 4, websocket transport only, rooms, io.to(room).emit' },
+  { name: 'fastify-realtime+redis', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 2, redis: true, description: 'this plugin, redisAdapter({ url }), two nodes' },
+  { name: 'ws+ioredis', file: 'ws-raw.ts', protocol: 'realtime', nodes: 2, redis: true, description: 'ws-raw with an ioredis PUBLISH/SUBSCRIBE between two nodes' },
+  { name: 'socket.io+redis-adapter', file: 'socketio.ts', protocol: 'socketio', nodes: 2, redis: true, description: 'Socket.IO 4 with @socket.io/redis-adapter, two nodes' }
+]
+
+/** Targets of each scenario; the first one is fastify-realtime, the reference of the ratios. */
+export const SCENARIO_TARGETS: Record<Scenario, string[]> = {
+  s1: ['fastify-realtime', 'ws-raw', 'ws-prebuilt', 'socket.io'],
+  s2: ['fastify-realtime', 'ws-raw', 'ws-prebuilt', 'socket.io'],
+  s3: ['fastify-realtime+redis', 'ws+ioredis', 'socket.io+redis-adapter'],
+  s4: ['fastify-realtime', 'ws-raw', 'socket.io'],
+  s5: ['fastify-realtime', 'ws-raw', 'ws-prebuilt', 'socket.io']
+}
+
+const { values: args } = parseArgs({
+  options: {
+    scenarios: { type: 'string', default: 's1,s2,s3,s4,s5' },
+    targets: { type: 'string', default: '' },
+    reps: { type: 'string', default: '3' },
+    members: { type: 'string', default: '1000' },
+    window: { type: 'string', default: '8' },
+    warmup: { type: 'string', default: '2' },
+    duration: { type: 'string', default: '8' },
+    rate: { type: 'string', default: '50' },
+    'rate-duration': { type: 'string', default: '10' },
+    payload: { type: 'string', default: '100' },
+    'idle-connections': { type: 'string', default: '5000' },
+    'idle-channels': { type: 'string', default: '100' },
+    'scale-connections': { type: 'string', default: '10000' },
+    'scale-messages': { type: 'string', default: '5' },
+    concurrency: { type: 'string', default: '100' },
+    smoke: { type: 'boolean', default: false },
+    json: { type: 'string' },
+    md: { type: 'string' },
+    svg: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    'redis-server': { type: 'string', default: 'redis-server' },
+    verbose: { type: 'boolean', default: false },
+    help: { type: 'boolean', default: false }
+  },
+  strict: true
+})
+
+if (args.help) {
+  process.stdout.write(readFileSync(fileURLToPath(import.meta.url), 'utf8').split('*/')[0]!.replace(/^\/\*\*|^ \* ?/gm, '') + '\n')
+  process.exit(0)
+}
+
+// The smoke preset: a few hundred connections, a few seconds, one repetition, two targets.
+if (args.smoke) {
+  const given = new Set(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')[0]))
+  const preset: Record<string, string> = {
+    scenarios: 's1,s3,s4',
+    targets: 'fastify-realtime,ws-raw,fastify-realtime+redis,ws+ioredis',
+    reps: '1',
+    members: '200',
+    warmup: '0.5',
+    duration: '1.5',
+    'idle-connections': '200',
+    'idle-channels': '10',
+    'scale-connections': '300',
+    'scale-messages': '2'
+  }
+  for (const [k, v] of Object.entries(preset)) if (!given.has(k)) (args as Record<string, unknown>)[k] = v
+}
+
+const smokeDir = join(tmpdir(), 'fastify-realtime-bench-smoke')
+const out = {
+  json: resolve(args.json ?? (args.smoke ? join(smokeDir, 'results.json') : join(root, 'bench/results.json'))),
+  md: resolve(args.md ?? (args.smoke ? join(smokeDir, 'benchmarks.md') : join(root, 'docs/benchmarks.md'))),
+  svg: resolve(args.svg ?? (args.smoke ? join(smokeDir, 'benchmarks.svg') : join(root, 'docs/benchmarks.svg')))
+}
+
+function num (name: keyof typeof args, min: number): number {
+  const v = Number(args[name])
+  if (!Number.isFinite(v) || v < min) {
+    process.stderr.write(`bench: --${name} must be a number >= ${min}\n`)
+    process.exit(2)
+  }
+  return v
+}
+
+const scenarios = args.scenarios!.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean) as Scenario[]
+for (const s of scenarios) {
+  if (!(s in SCENARIO_TARGETS)) {
+    process.stderr.write(`bench: unknown scenario ${s} (s1..s5)\n`)
+    process.exit(2)
+  }
+}
+const targetFilter = new Set(args.targets!.split(',').map((s) => s.trim()).filter(Boolean))
+for (const t of targetFilter) {
+  if (!TARGETS.some((d) => d.name === t)) {
+    process.stderr.write(`bench: unknown target ${t} (${TARGETS.map((d) => d.name).join(', ')})\n`)
+    process.exit(2)
+  }
+}
+const reps = num('reps', 1)
+const options = {
+  members: num('members', 2),
+  window: num('window', 1),
+  warmup: num('warmup', 0),
+  duration: num('duration', 0.1),
+  rate: num('rate', 0.1),
+  rateDuration: num('rate-duration', 0.1),
+  payload: num('payload', 10),
+  idleConnections: num('idle-connections', 1),
+  idleChannels: num('idle-channels', 1),
+  scaleConnections: num('scale-connections', 2),
+  scaleMessages: num('scale-messages', 1),
+  concurrency: num('concurrency', 1)
+}
+const cpuProfDir = args['cpu-prof'] === undefined ? undefined : resolve(args['cpu-prof'])
+const verbose = args.verbose === true
+const log = (msg: string): void => { process.stderr.write(`bench: ${msg}\n`) }
+
+// ---------------------------------------------------------------------------------------------------------
+// Child processes: every one is tracked and killed at the end, whatever happens.
+
+const children = new Set<ChildProcess>()
+const nofile = (() => {
+  try {
+    return execFileSync('sh', ['-c', 'ulimit -Hn'], { encoding: 'utf8' }).trim()
+  } catch {
+    return 'unlimited'
+  }
+})()
+
+/** Spawns `node <nodeArgs>` with the open files limit raised to the hard limit; the pid is node's. */
+function spawnNode (nodeArgs: string[], env: Record<string, string | undefined>): ChildProcess {
+  const script = 'ulimit -n "$BENCH_NOFILE" 2>/dev/null || ulimit -n 65536 2>/dev/null; exec "$0" "$@"'
+  const child = spawn('/bin/sh', ['-c', script, process.execPath, ...nodeArgs], {
+    cwd: root,
+    env: { ...process.env, ...env, BENCH_NOFILE: nofile === 'unlimited' ? '1048576' : nofile },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  track(child)
+  return child
+}
+
+function track (child: ChildProcess): void {
+  children.add(child)
+  child.once('exit', () => children.delete(child))
+}
+
+async function stopChild (child: ChildProcess, graceMs = 5000): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  child.kill('SIGTERM')
+  const timer = setTimeout(() => child.kill('SIGKILL'), graceMs)
+  await exited
+  clearTimeout(timer)
+}
+
+function killAll (): void {
+  for (const child of children) {
+    try {
+      child.kill('SIGKILL')
+    } catch {}
+  }
+}
+
+process.once('exit', killAll)
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    log(`${signal}: stopping every child process`)
+    killAll()
+    process.exit(130)
+  })
+}
+
+/** Keeps the last `max` characters of a stream, for error messages. */
+function tail (stream: NodeJS.ReadableStream | null, max = 4000, echo = false): () => string {
+  let text = ''
+  stream?.on('data', (chunk: Buffer) => {
+    if (echo) process.stderr.write(chunk)
+    text = (text + chunk.toString()).slice(-max)
+  })
+  return () => text
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Redis
+
+interface RedisProc { url: string, pid: number, child: ChildProcess, version: string }
+
+async function startRedis (): Promise<RedisProc> {
+  const port = await freePort()
+  const bin = args['redis-server']!
+  let version = 'unknown'
+  try {
+    version = execFileSync(bin, ['--version'], { encoding: 'utf8' }).trim()
+  } catch {
+    throw new Error(`${bin} not found on PATH: S3 needs a redis-server (apt install redis-server)`)
+  }
+  const child = spawn(bin, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no',
+    '--protected-mode', 'yes', '--loglevel', 'notice'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  track(child)
+  const errText = tail(child.stderr)
+  await new Promise<void>((resolve, reject) => {
+    let text = ''
+    const timer = setTimeout(() => reject(new Error(`redis-server not ready after 10 s: ${text}${errText()}`)), 10_000)
+    child.stdout!.on('data', (chunk: Buffer) => {
+      text += chunk.toString()
+      if (text.includes('Ready to accept connections')) {
+        clearTimeout(timer)
+        resolve()
+      }
+    })
+    child.once('exit', (code) => {
+      clearTimeout(timer)
+      reject(new Error(`redis-server exited (${code}): ${text}${errText()}`))
+    })
+  })
+  return { url: `redis://127.0.0.1:${port}`, pid: child.pid!, child, version }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// One run: target server(s) + load generator.
+
+interface Server { child: ChildProcess, pid: number, port: number, stderr: () => string }
+
+async function startServer (target: TargetDef, redisUrl: string | undefined, profileName: string | undefined): Promise<Server> {
+  const port = await freePort()
+  const nodeArgs = ['--expose-gc', '--import', 'tsx']
+  if (profileName !== undefined && cpuProfDir !== undefined) {
+    nodeArgs.push('--cpu-prof', '--cpu-prof-dir', cpuProfDir, '--cpu-prof-name', profileName)
+  }
+  nodeArgs.push(join(root, 'bench/targets', target.file))
+  const child = spawnNode(nodeArgs, { ...target.env, PORT: String(port), REDIS_URL: redisUrl ?? '' })
+  const stderr = tail(child.stderr, 4000, verbose)
+  await new Promise<void>((resolve, reject) => {
+    let text = ''
+    const timer = setTimeout(() => reject(new Error(`${target.name} not ready after 30 s: ${stderr()}`)), 30_000)
+    const onData = (chunk: Buffer): void => {
+      text += chunk.toString()
+      if (text.includes(`ready ${port}`)) {
+        clearTimeout(timer)
+        child.stdout!.off('data', onData)
+        child.stdout!.resume()
+        resolve()
+      }
+    }
+    child.stdout!.on('data', onData)
+    child.once('exit', (code, signal) => {
+      clearTimeout(timer)
+      reject(new Error(`${target.name} exited (${code ?? signal}) before listening: ${stderr()}`))
+    })
+  })
+  child.once('exit', (code, signal) => {
+    if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGKILL') log(`${target.name} on port ${port} exited (${code ?? signal}): ${stderr()}`)
+  })
+  return { child, pid: child.pid!, port, stderr }
+}
+
+function loadArgs (scenario: Scenario, target: TargetDef, servers: Server[], redis: RedisProc | undefined): { args: string[], timeoutS: number } {
+  const common = [
+    '--scenario', scenario,
+    '--protocol', target.protocol,
+    '--urls', servers.map((s) => `ws://127.0.0.1:${s.port}`).join(','),
+    '--server-pids', servers.map((s) => s.pid).join(','),
+    '--payload', String(options.payload),
+    '--concurrency', String(options.concurrency)
+  ]
+  if (redis !== undefined && target.redis) common.push('--aux-pids', String(redis.pid))
+  if (!verbose) common.push('--quiet')
+  const connectS = 60
+  switch (scenario) {
+    case 's1':
+    case 's3':
+      return {
+        args: [...common, '--members', String(options.members), '--window', String(options.window),
+          '--warmup', String(options.warmup), '--duration', String(options.duration)],
+        timeoutS: connectS + options.warmup + options.duration + 30
+      }
+    case 's2':
+      return {
+        args: [...common, '--members', String(options.members), '--rate', String(options.rate),
+          '--warmup', '1', '--duration', String(options.rateDuration)],
+        timeoutS: connectS + 1 + options.rateDuration + 30
+      }
+    case 's4':
+      return {
+        args: [...common, '--members', String(options.idleConnections), '--channels', String(options.idleChannels),
+          '--warm-connections', String(Math.min(100, options.idleConnections))],
+        timeoutS: connectS * 2 + 30
+      }
+    case 's5':
+      return {
+        args: [...common, '--members', String(options.scaleConnections), '--messages', String(options.scaleMessages),
+          '--connect-timeout', '180'],
+        timeoutS: 180 + options.scaleMessages * 31 + 30
+      }
+  }
+}
+
+async function runLoad (argv: string[], timeoutS: number): Promise<{ result: LoadResult | undefined, code: number | null, stderr: string }> {
+  const child = spawnNode(['--import', 'tsx', join(root, 'bench/load.ts'), ...argv], {})
+  let stdout = ''
+  child.stdout!.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  const stderr = tail(child.stderr, 8000, verbose)
+  const timer = setTimeout(() => {
+    log(`load generator still running after ${timeoutS} s: killing it`)
+    child.kill('SIGKILL')
+  }, timeoutS * 1000)
+  const [code] = await once(child, 'exit') as [number | null]
+  clearTimeout(timer)
+  const line = stdout.trim().split('\n').pop() ?? ''
+  let result: LoadResult | undefined
+  try {
+    result = JSON.parse(line) as LoadResult
+  } catch {
+    result = undefined
+  }
+  return { result, code, stderr: stderr() }
+}
+
+async function runOne (scenario: Scenario, target: TargetDef, rep: number, redis: RedisProc | undefined): Promise<RunRecord> {
+  const servers: Server[] = []
+  const started = Date.now()
+  try {
+    for (let n = 0; n < target.nodes; n++) {
+      const profileName = target.name.startsWith('fastify-realtime')
+        ? `${scenario}-${target.name}-rep${rep}-node${n}.cpuprofile`
+        : undefined
+      servers.push(await startServer(target, target.redis ? redis?.url : undefined, profileName))
+    }
+    const { args: argv, timeoutS } = loadArgs(scenario, target, servers, redis)
+    const { result, code, stderr } = await runLoad(argv, timeoutS)
+    const errors = [...(result?.errors ?? [])]
+    if (result === undefined) errors.push(`load generator exited (${code}) without a result: ${stderr.slice(-2000)}`)
+    else if (code !== 0 && errors.length === 0) errors.push(`load generator exited with ${code}: ${stderr.slice(-2000)}`)
+    return { scenario, target: target.name, rep, ok: errors.length === 0 && result !== undefined, errors, result, wallSeconds: (Date.now() - started) / 1000 }
+  } catch (err) {
+    return { scenario, target: target.name, rep, ok: false, errors: [(err as Error).message], result: undefined, wallSeconds: (Date.now() - started) / 1000 }
+  } finally {
+    // Long grace: a --cpu-prof target writes its profile on exit.
+    await Promise.all(servers.map(async (s) => await stopChild(s.child, cpuProfDir !== undefined ? 20_000 : 5000)))
+  }
+}
+
+function oneLine (r: RunRecord): string {
+  if (!r.ok || r.result === undefined) return `FAILED: ${r.errors.join('; ').slice(0, 600)}`
+  const x = r.result
+  const serverCpu = x.serverCpu.reduce((s, c) => s + c.user + c.system, 0)
+  const client = x.clientCpu.user + x.clientCpu.system
+  if (r.scenario === 's4') {
+    return `${x.rss!.perConnectionKiB.toFixed(2)} KiB/connection, ${x.connect.perSec.toFixed(0)} connections/s, server CPU ${serverCpu.toFixed(2)} s`
+  }
+  if (r.scenario === 's5') {
+    return `fan-out ${x.fanoutMs!.map((v) => v.toFixed(1)).join('/')} ms, ${(serverCpu / x.deliveries * 1e6).toFixed(2)} µs server CPU/delivery, ${x.connect.perSec.toFixed(0)} connections/s`
+  }
+  return `${x.deliveriesPerSec.toFixed(0)} deliveries/s, p50 ${x.latency.p50.toFixed(2)} ms, p99 ${x.latency.p99.toFixed(2)} ms, ` +
+    `server ${(serverCpu / x.deliveries * 1e6).toFixed(2)} µs/delivery (${serverCpu.toFixed(2)} s), client ${client.toFixed(2)} s`
+}
+
+function versionOf (pkg: string): string {
+  try {
+    return (JSON.parse(readFileSync(join(root, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version
+  } catch {
+    return 'unknown'
+  }
+}
+
+async function main (): Promise<void> {
+  const plan: Array<{ scenario: Scenario, targets: TargetDef[] }> = scenarios.map((scenario) => ({
+    scenario,
+    targets: SCENARIO_TARGETS[scenario]
+      .filter((name) => targetFilter.size === 0 || targetFilter.has(name))
+      .map((name) => TARGETS.find((t) => t.name === name)!)
+  })).filter((p) => p.targets.length > 0)
+  if (plan.length === 0) throw new Error('nothing to run: no target of the chosen scenarios matches --targets')
+  if (cpuProfDir !== undefined) mkdirSync(cpuProfDir, { recursive: true })
+
+  const cpuModel = cpus()[0]?.model ?? 'unknown'
+  let redisVersion = 'not used'
+  let redis: RedisProc | undefined
+  const started = Date.now()
+  const runs: RunRecord[] = []
+  try {
+    if (plan.some((p) => p.targets.some((t) => t.redis))) {
+      redis = await startRedis()
+      redisVersion = redis.version
+      log(`redis-server pid ${redis.pid} at ${redis.url}`)
+    }
+    for (const { scenario, targets } of plan) {
+      for (let rep = 1; rep <= reps; rep++) {
+        // Rotate the order so that no target always runs first (or right after the same neighbour).
+        const order = targets.map((_, i) => targets[(i + rep - 1) % targets.length]!)
+        for (const target of order) {
+          log(`${scenario} rep ${rep}/${reps} ${target.name} ...`)
+          const record = await runOne(scenario, target, rep, redis)
+          runs.push(record)
+          log(`${scenario} rep ${rep}/${reps} ${target.name}: ${oneLine(record)} [${record.wallSeconds.toFixed(0)} s]`)
+          await sleep(300)
+        }
+      }
+    }
+  } finally {
+    if (redis !== undefined) await stopChild(redis.child)
+  }
+
+  const invocation = ['npm run', args.smoke ? 'bench:smoke' : 'bench'].join(' ') +
+    (process.argv.length > 2 ? ' -- ' + process.argv.slice(2).filter((a) => a !== '--smoke').join(' ') : '')
+  const results: BenchResults = {
+    meta: {
+      date: new Date().toISOString(),
+      command: invocation.replace(/ -- $/, ''),
+      durationSeconds: (Date.now() - started) / 1000,
+      machine: {
+        cpus: cpus().length,
+        cpuModel,
+        memoryGiB: Math.round(totalmem() / 2 ** 30),
+        kernel: release(),
+        node: process.version
+      },
+      versions: {
+        ws: versionOf('ws'),
+        'socket.io': versionOf('socket.io'),
+        '@socket.io/redis-adapter': versionOf('@socket.io/redis-adapter'),
+        ioredis: versionOf('ioredis'),
+        fastify: versionOf('fastify'),
+        '@fastify/websocket': versionOf('@fastify/websocket'),
+        'redis-server': redisVersion
+      },
+      options: { reps, ...options },
+      targets: Object.fromEntries(TARGETS.map((t) => [t.name, t.description])),
+      smoke: args.smoke === true
+    },
+    runs
+  }
+  mkdirSync(dirname(out.json), { recursive: true })
+  writeFileSync(out.json, JSON.stringify(results, null, 2) + '\n')
+  writeReport(results, { md: out.md, svg: out.svg, json: out.json })
+  log(`wrote ${relative(process.cwd(), out.json)}, ${relative(process.cwd(), out.md)}, ${relative(process.cwd(), out.svg)} ` +
+    `in ${((Date.now() - started) / 60000).toFixed(1)} min`)
+
+  const failed = runs.filter((r) => !r.ok)
+  const empty = runs.filter((r) => r.ok && r.scenario !== 's4' && (r.result?.deliveries ?? 0) === 0)
+  if (failed.length > 0 || empty.length > 0) {
+    for (const r of [...failed, ...empty]) log(`FAILED ${r.scenario} ${r.target} rep ${r.rep}: ${r.errors.join('; ') || 'no deliveries'}`)
+    process.exitCode = 1
+  }
+}
+
+main().catch((err: unknown) => {
+  log(`error: ${(err as Error)?.stack ?? String(err)}`)
+  killAll()
+  process.exitCode = 1
+})

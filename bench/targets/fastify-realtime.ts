@@ -1,0 +1,18 @@
+/**
+ * Target: fastify-realtime with its defaults (memory adapter), or the Redis adapter when REDIS_URL is set.
+ * The only action is `bench.msg` with a `{ t: number, pad: string }` payload.
+ */
+import Fastify from 'fastify'
+import Type from 'typebox'
+import realtimePlugin, { memoryAdapter, redisAdapter } from '../../lib/index.js'
+import { ACTION } from '../common.js'
+import { host, lifecycle, port, ready, redisUrl } from './shared.js'
+
+const app = Fastify({ logger: false })
+await app.register(realtimePlugin, {
+  actions: { [ACTION]: Type.Object({ t: Type.Number(), pad: Type.String() }) },
+  adapter: redisUrl === undefined ? memoryAdapter() : redisAdapter({ url: redisUrl })
+})
+lifecycle(async () => { await app.close() })
+await app.listen({ port, host })
+ready()
