@@ -1,0 +1,56 @@
+/**
+ * Browser test support: headless Debian chromium through playwright-core, and an example-like server (the
+ * chat page of examples/public, the client bundled in memory at /client.js, the realtime plugin) on a loopback port.
+ */
+import { fileURLToPath } from 'node:url'
+import Fastify, { type FastifyInstance } from 'fastify'
+import fastifyStatic from '@fastify/static'
+import Type from 'typebox'
+import { chromium, type Browser, type Page } from 'playwright-core'
+import realtimePlugin from '../../lib/index.js'
+
+/** The example's action map (examples/server.ts). */
+export const exampleActions = {
+  'chat.message': Type.Object({ text: Type.String({ minLength: 1, maxLength: 4096 }) }, { additionalProperties: false })
+}
+
+/** Chromium binary: CHROMIUM_PATH, else Debian's /usr/bin/chromium (`.ci/run` installs it). */
+export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
+
+/** Launches headless chromium. Without the background-networking flags its connections may be refused. */
+export async function launchBrowser (): Promise<Browser> {
+  return chromium.launch({
+    executablePath: chromiumPath,
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync']
+  })
+}
+
+/**
+ * Starts the example-like server on `port` (0 for a free one): static files of examples/public, `clientJs`
+ * served as /client.js, and the realtime plugin with the example actions.
+ */
+export async function startExampleServer (port: number, clientJs: string): Promise<{ app: FastifyInstance, port: number }> {
+  const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'silent' } })
+  await app.register(fastifyStatic, { root: fileURLToPath(new URL('../../examples/public/', import.meta.url)) })
+  app.get('/client.js', (_request, reply) => {
+    reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-store').send(clientJs)
+  })
+  await app.register(realtimePlugin, { actions: exampleActions })
+  await app.listen({ port, host: '127.0.0.1' })
+  return { app, port: (app.server.address() as { port: number }).port }
+}
+
+/** Problems a page reported: uncaught exceptions, and console errors other than failed WebSocket connections. */
+export function watchPage (page: Page, name: string): string[] {
+  const problems: string[] = []
+  page.on('pageerror', (err) => problems.push(`${name} pageerror: ${err.message}`))
+  page.on('console', (msg) => {
+    // While the server is down, chromium logs each refused connection attempt: expected during a restart.
+    if (msg.type() === 'error' && !/WebSocket connection to .* failed/.test(msg.text())) {
+      problems.push(`${name} console.error: ${msg.text()} (${msg.location().url})`)
+    }
+  })
+  return problems
+}
