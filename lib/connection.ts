@@ -164,9 +164,19 @@ export class Connection implements Member, RealtimeConnection {
     }
     this.#joining++
     try {
-      if (this.#ctx.authorizeJoin !== undefined && !(await this.#authorize(channel))) {
-        this.#error('FORBIDDEN', `Not allowed to join "${channel}"`, id)
-        return
+      if (this.#ctx.authorizeJoin !== undefined) {
+        let allowed: boolean
+        try {
+          allowed = (await this.#ctx.authorizeJoin(this, channel)) === true
+        } catch (err) {
+          this.#log.error({ err, channel }, 'fastify-realtime: authorizeJoin threw, join refused')
+          this.#error('INTERNAL', 'Internal error', id)
+          return
+        }
+        if (!allowed) {
+          this.#error('FORBIDDEN', `Not allowed to join "${channel}"`, id)
+          return
+        }
       }
       const topic = CHANNEL_TOPIC_PREFIX + channel
       try {
@@ -184,15 +194,6 @@ export class Connection implements Member, RealtimeConnection {
       this.send(membershipFrame('joined', channel, id))
     } finally {
       this.#joining--
-    }
-  }
-
-  async #authorize (channel: string): Promise<boolean> {
-    try {
-      return (await this.#ctx.authorizeJoin!(this, channel)) === true
-    } catch (err) {
-      this.#log.warn({ err, channel }, 'fastify-realtime: authorizeJoin threw, join refused')
-      return false
     }
   }
 

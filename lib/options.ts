@@ -37,7 +37,7 @@ export interface RealtimePluginOptions<A extends { [K in keyof A]: TSchema } = A
    * throw to refuse: an error whose `statusCode` is 403 gives 403, anything else 401. No upgrade happens.
    */
   authenticate?: (request: FastifyRequest) => AuthResult | undefined | Promise<AuthResult | undefined>
-  /** Called for each join; anything but `true` (or a throw) refuses it with a `FORBIDDEN` error reply. */
+  /** Called for each join; anything but `true` refuses it with a `FORBIDDEN` error reply (a throw: `INTERNAL`, logged). */
   authorizeJoin?: (connection: RealtimeConnection, channel: string) => boolean | Promise<boolean>
   /** Largest accepted frame in bytes; a larger one closes the connection with 1009. Default 65536 (64 KiB). */
   maxPayload?: number

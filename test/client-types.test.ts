@@ -13,32 +13,34 @@ import {
   createClient, RealtimeError, type ActionPayload, type CloseDetail, type RealtimeClient, type RealtimeErrorCode
 } from '../lib/client/index.js'
 
-const actions = {
+export const actions = {
   'chat.message': Type.Object({ text: Type.String() }),
   'cursor.move': Type.Object({ x: Type.Number(), y: Type.Number() })
 }
 
 type Equal<X, Y> = (<T>() => T extends X ? 1 : 2) extends (<T>() => T extends Y ? 1 : 2) ? true : false
 function expectType<T extends true> (_proof?: T): void {}
+/** Marks values as used (keeps tsc's noUnusedLocals and the linter quiet). */
+function use (..._values: unknown[]): void {}
 
 export function typeChecks (client: RealtimeClient<typeof actions>): void {
   expectType<Equal<ActionPayload<typeof actions, 'chat.message'>, { text: string }>>()
   expectType<Equal<typeof client, ReturnType<typeof createClient<typeof actions>>>>()
 
-  void client.publish('lobby', 'chat.message', { text: 'hi' })
-  void client.publish('lobby', 'cursor.move', { x: 1, y: 2 })
+  use(client.publish('lobby', 'chat.message', { text: 'hi' }))
+  use(client.publish('lobby', 'cursor.move', { x: 1, y: 2 }))
   // @ts-expect-error: wrong type of a field
-  void client.publish('lobby', 'chat.message', { text: 1 })
+  use(client.publish('lobby', 'chat.message', { text: 1 }))
   // @ts-expect-error: a required field is missing
-  void client.publish('lobby', 'chat.message', {})
+  use(client.publish('lobby', 'chat.message', {}))
   // @ts-expect-error: the payload of another action
-  void client.publish('lobby', 'chat.message', { x: 1, y: 2 })
+  use(client.publish('lobby', 'chat.message', { x: 1, y: 2 }))
   // @ts-expect-error: an action the server does not register
-  void client.publish('lobby', 'chat.nope', { text: 'hi' })
+  use(client.publish('lobby', 'chat.nope', { text: 'hi' }))
   // @ts-expect-error: the payload is required
-  void client.publish('lobby', 'chat.message')
+  use(client.publish('lobby', 'chat.message'))
   const published: Promise<void> = client.publish('lobby', 'cursor.move', { x: 0, y: 0 })
-  void published
+  use(published)
 
   const off: () => void = client.on('lobby', 'cursor.move', (payload, meta) => {
     expectType<Equal<typeof payload, { x: number, y: number }>>()
@@ -46,7 +48,7 @@ export function typeChecks (client: RealtimeClient<typeof actions>): void {
     expectType<Equal<typeof meta.channel, string>>()
     expectType<Equal<typeof meta.from, string | null>>()
     // @ts-expect-error: not a field of cursor.move
-    void payload.text
+    use(payload.text)
   })
   off()
   // @ts-expect-error: a handler expecting another action's payload
@@ -60,32 +62,32 @@ export function typeChecks (client: RealtimeClient<typeof actions>): void {
 
   const joined: Promise<void> = client.join('lobby')
   const left: Promise<void> = client.leave('lobby')
-  void joined.then(() => left)
+  use(joined, left)
 
   client.addEventListener('close', (event) => {
     expectType<Equal<typeof event.detail, CloseDetail>>()
     const willReconnect: boolean = event.detail.willReconnect
-    void willReconnect
+    use(willReconnect)
     // @ts-expect-error: close has no attempt (reconnecting has)
-    void event.detail.attempt
+    use(event.detail.attempt)
   })
   client.addEventListener('reconnecting', (event) => {
     const delay: number = event.detail.delay + event.detail.attempt
-    void delay
+    use(delay)
   })
   client.addEventListener('open', (event) => {
     const deviceId: string = event.detail.deviceId
-    void deviceId
+    use(deviceId)
   })
   client.addEventListener('error', (event) => {
     expectType<Equal<typeof event.detail, RealtimeError>>()
     const code: RealtimeErrorCode = event.detail.code
-    void code
+    use(code)
   })
 
   // Without the action map: any action, unknown payloads.
   const untyped = createClient('ws://127.0.0.1:3000/ws')
-  void untyped.publish('lobby', 'anything', { any: 'thing' })
+  use(untyped.publish('lobby', 'anything', { any: 'thing' }))
   untyped.on('lobby', 'anything', (payload) => {
     expectType<Equal<typeof payload, unknown>>()
   })
@@ -121,7 +123,7 @@ const snippet = join(root, 'test', '__snippet__.ts')
 const snippetSource = `
 import Type from 'typebox'
 import { createClient } from '../lib/client/index.js'
-const actions = { 'chat.message': Type.Object({ text: Type.String() }) }
+export const actions = { 'chat.message': Type.Object({ text: Type.String() }) }
 const client = createClient<typeof actions>('ws://127.0.0.1:1/ws')
 void client.publish('lobby', 'chat.message', { text: 42 })
 `

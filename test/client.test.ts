@@ -79,7 +79,7 @@ function inbox (client: Client, channel: string): { texts: string[], from: Array
 /** A deferred promise. */
 function deferred<T = void> (): { promise: Promise<T>, resolve: (v: T) => void } {
   let resolve!: (v: T) => void
-  const promise = new Promise<T>((r) => { resolve = r })
+  const promise = new Promise<T>((_resolve) => { resolve = _resolve })
   return { promise, resolve }
 }
 

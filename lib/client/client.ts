@@ -26,7 +26,10 @@ const TERMINAL_HTTP_STATUSES: ReadonlySet<number> = new Set([401, 403])
 const ABNORMAL_CLOSURE = 1006
 
 type AnyHandler = (payload: any, meta: any) => void
+/** An event listener: a function or an object with `handleEvent` (declared here so no DOM lib is needed). */
 type Listener<E> = ((this: EventTarget, event: E) => void) | { handleEvent: (event: E) => void }
+/** Options of `addEventListener`, as in the DOM's `AddEventListenerOptions`. */
+type ListenerOptions = boolean | { capture?: boolean, once?: boolean, passive?: boolean, signal?: AbortSignal }
 
 /**
  * A realtime client typed by the server's action map `A` (`createClient<typeof actions>(url)`).
@@ -136,15 +139,17 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
     return this.#closed
   }
 
-  override addEventListener<K extends keyof RealtimeClientEventMap> (type: K, listener: Listener<RealtimeClientEventMap[K]> | null, options?: boolean | AddEventListenerOptions): void
-  override addEventListener (type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | AddEventListenerOptions): void
-  override addEventListener (type: string, listener: any, options?: boolean | AddEventListenerOptions): void {
+  /** Adds a lifecycle listener: `open`, `close`, `reconnecting` or `error` (see `RealtimeClientEventMap`). */
+  override addEventListener<K extends keyof RealtimeClientEventMap> (type: K, listener: Listener<RealtimeClientEventMap[K]> | null, options?: ListenerOptions): void
+  override addEventListener (type: string, listener: Listener<Event> | null, options?: ListenerOptions): void
+  override addEventListener (type: string, listener: any, options?: ListenerOptions): void {
     super.addEventListener(type, listener, options)
   }
 
-  override removeEventListener<K extends keyof RealtimeClientEventMap> (type: K, listener: Listener<RealtimeClientEventMap[K]> | null, options?: boolean | EventListenerOptions): void
-  override removeEventListener (type: string, listener: EventListenerOrEventListenerObject | null, options?: boolean | EventListenerOptions): void
-  override removeEventListener (type: string, listener: any, options?: boolean | EventListenerOptions): void {
+  /** Removes a listener added with `addEventListener`. */
+  override removeEventListener<K extends keyof RealtimeClientEventMap> (type: K, listener: Listener<RealtimeClientEventMap[K]> | null, options?: boolean | { capture?: boolean }): void
+  override removeEventListener (type: string, listener: Listener<Event> | null, options?: boolean | { capture?: boolean }): void
+  override removeEventListener (type: string, listener: any, options?: boolean | { capture?: boolean }): void {
     super.removeEventListener(type, listener, options)
   }
 
@@ -167,9 +172,9 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
     })
   }
 
-  #open (ctor: WebSocketConstructor): void {
-    this.#WebSocket = ctor
-    const socket = new ctor(withDeviceId(this.url, this.#deviceId))
+  #open (Ctor: WebSocketConstructor): void {
+    this.#WebSocket = Ctor
+    const socket = new Ctor(withDeviceId(this.url, this.#deviceId))
     this.#socket = socket
     socket.addEventListener('message', (event: { data: unknown }) => {
       if (this.#socket === socket && this.#state !== 'closed') this.#onFrame(event.data)

@@ -31,10 +31,10 @@ export async function startRedis (): Promise<RedisServer> {
 
   async function start (): Promise<void> {
     const proc = spawn('redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'warning'
+      '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice'
     ], { stdio: ['ignore', 'pipe', 'inherit'] })
     child = proc
-    // With loglevel warning redis still prints its ready line; wait for it instead of polling the port.
+    // Wait for redis' own ready line (a notice-level log) instead of polling the port.
     await new Promise<void>((resolve, reject) => {
       let out = ''
       const onData = (chunk: Buffer): void => {
@@ -42,10 +42,13 @@ export async function startRedis (): Promise<RedisServer> {
         if (out.includes('Ready to accept connections')) {
           proc.stdout!.off('data', onData)
           proc.stdout!.resume()
+          clearTimeout(deadline)
           resolve()
         }
       }
       proc.stdout!.on('data', onData)
+      const deadline = setTimeout(() => reject(new Error(`redis-server not ready after 10 s: ${out}`)), 10_000)
+      proc.stdout!.once('close', () => clearTimeout(deadline))
       proc.once('exit', (code) => reject(new Error(`redis-server exited with ${code}: ${out}`)))
       proc.once('error', reject)
     })

@@ -1,0 +1,87 @@
+import t from 'tap'
+import { Redis } from 'ioredis'
+import Fastify from 'fastify'
+import fastifyRedis from '@fastify/redis'
+import { redisAdapter } from '../../lib/index.js'
+import { adapterConformance } from '../../lib/adapters/conformance.js'
+import { startRedis } from '../helpers/redis.js'
+
+const redis = await startRedis()
+t.teardown(() => redis.stop())
+const clients: Redis[] = []
+t.teardown(async () => { await Promise.all(clients.map((c) => c.quit())) })
+
+function client (): Redis {
+  const c = new Redis({ port: redis.port, host: '127.0.0.1' })
+  clients.push(c)
+  return c
+}
+
+adapterConformance((name, fn) => t.test(name, fn), {
+  create: () => redisAdapter({ client: client() }),
+  createPeer: () => redisAdapter({ client: client() })
+})
+
+t.test('Redis channel names carry the prefix; one SUBSCRIBE per topic per node', async (t) => {
+  const adapter = redisAdapter({ client: client(), prefix: 'app1:' })
+  t.teardown(() => adapter.close())
+  const admin = client()
+  const h1 = (): void => {}
+  const h2 = (): void => {}
+  await adapter.subscribe('channel:room', h1)
+  await adapter.subscribe('channel:room', h2)
+  t.same(await admin.pubsub('CHANNELS', 'app1:*'), ['app1:channel:room'])
+  t.same(await admin.pubsub('NUMSUB', 'app1:channel:room'), ['app1:channel:room', 1])
+  await adapter.unsubscribe('channel:room', h1)
+  t.same(await admin.pubsub('NUMSUB', 'app1:channel:room'), ['app1:channel:room', 1], 'still one handler left')
+  await adapter.unsubscribe('channel:room', h2)
+  t.same(await admin.pubsub('NUMSUB', 'app1:channel:room'), ['app1:channel:room', 0], 'released with the last handler')
+})
+
+t.test('a pattern-like topic is a literal channel, never a pattern', async (t) => {
+  const adapter = redisAdapter({ client: client() })
+  t.teardown(() => adapter.close())
+  const got: string[] = []
+  let resolve: () => void = () => {}
+  const literal = new Promise<void>((r) => { resolve = r })
+  await adapter.subscribe('channel:a*', (m) => { got.push(m); if (m === 'literal') resolve() })
+  await adapter.publish('channel:abc', 'not for the pattern')
+  await adapter.publish('channel:a*', 'literal')
+  // The literal publish is the last one on this connection: once it arrives, the other one would have too.
+  await literal
+  t.same(got, ['literal'])
+  t.same(await client().pubsub('NUMPAT'), 0)
+})
+
+t.test('init: uses fastify.redis from @fastify/redis, and never closes it', async (t) => {
+  const app = Fastify()
+  await app.register(fastifyRedis, { host: '127.0.0.1', port: redis.port })
+  const adapter = redisAdapter()
+  await adapter.init!(app)
+  await adapter.close()
+  t.equal(await app.redis.ping(), 'PONG', 'the app client still works after adapter.close()')
+  await app.close()
+})
+
+t.test('init: { url } opens and later closes its own connection', async (t) => {
+  const app = Fastify()
+  const adapter = redisAdapter({ url: redis.url })
+  await adapter.init!(app)
+  await app.ready()
+  t.notOk(app.hasDecorator('redis'), 'the app gets no fastify.redis of ours')
+  const got: string[] = []
+  await adapter.subscribe('t', (m) => got.push(m))
+  await adapter.publish('t', 'hello')
+  const admin = client()
+  t.same(await admin.pubsub('NUMSUB', 'realtime:t'), ['realtime:t', 1])
+  await adapter.close()
+  await app.close()
+  t.same(await admin.pubsub('NUMSUB', 'realtime:t'), ['realtime:t', 0])
+})
+
+t.test('option errors', async (t) => {
+  t.throws(() => redisAdapter({ url: redis.url, client: client() }), { code: 'FST_REALTIME_INVALID_OPTION' })
+  const app = Fastify()
+  await t.rejects(redisAdapter().init!(app) as Promise<void>, { code: 'FST_REALTIME_INVALID_OPTION' })
+  await app.close()
+})
