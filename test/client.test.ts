@@ -3,6 +3,7 @@
  * (which has no global WebSocket in Node 20, so the client loads `ws`).
  */
 import { once } from 'node:events'
+import { createServer, type Socket } from 'node:net'
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { WebSocket as ServerSocket } from 'ws'
@@ -259,6 +260,28 @@ t.test('requests time out after requestTimeout, sent or still queued', async (t)
   t.teardown(() => offline.close())
   t.equal((await rejection(offline.publish('lobby', 'chat.message', { text: 'x' }))).code, 'TIMEOUT')
   t.not(offline.state, 'open')
+})
+
+t.test('an attempt that gets no welcome within connectTimeout is abandoned and retried', async (t) => {
+  // A TCP server that accepts connections and never answers the upgrade.
+  const silent = createServer((socket) => { socket.on('error', () => {}) })
+  const accepted: Socket[] = []
+  silent.on('connection', (socket) => accepted.push(socket))
+  silent.listen(0, '127.0.0.1')
+  await once(silent, 'listening')
+  t.teardown(() => {
+    for (const socket of accepted) socket.destroy()
+    silent.close()
+  })
+  const { port } = silent.address() as { port: number }
+  const client = createClient<typeof actions>(`ws://127.0.0.1:${port}/ws`, { ...fast, connectTimeout: 40 })
+  t.teardown(() => client.close())
+  const started = Date.now()
+  const closed = await nextEvent<CloseDetail>(client, 'close')
+  t.ok(Date.now() - started >= 35, 'not before connectTimeout')
+  t.same(closed, { code: 1006, reason: 'no welcome within 40 ms', willReconnect: true })
+  t.equal((await nextEvent<ReconnectingDetail>(client, 'reconnecting')).attempt, 2)
+  t.ok(accepted.length >= 2, 'it tried again')
 })
 
 t.test('calls beyond queueSize reject with QUEUE_FULL; queueSize 0 rejects at once', async (t) => {

@@ -50,7 +50,10 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
   #refused: number | undefined
   #attempt = 0
   #welcomed = false
+  /** The reconnect delay. */
   #timer: ReturnType<typeof setTimeout> | undefined
+  /** The connect timeout of the current attempt. */
+  #connectTimer: ReturnType<typeof setTimeout> | undefined
   #closed: Promise<void> | undefined
   #resolveClosed: (() => void) | undefined
 
@@ -132,9 +135,9 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
   close (): Promise<void> {
     if (this.#closed !== undefined) return this.#closed
     this.#closed = new Promise((resolve) => { this.#resolveClosed = resolve })
-    const wasOpen = this.#socket !== undefined
+    const socket = this.#socket
     this.#shutdown(new RealtimeError('CLOSED', 'The client was closed'))
-    if (wasOpen) this.#socket!.close(CloseCode.NORMAL)
+    if (socket !== undefined) socket.close(CloseCode.NORMAL)
     else this.#finish(CloseCode.NORMAL, 'client closed')
     return this.#closed
   }
@@ -189,6 +192,12 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
     socket.addEventListener('close', (event: { code: number, reason: string }) => {
       if (this.#socket === socket) this.#onClose(event.code, event.reason)
     })
+    this.#connectTimer = setTimeout(() => {
+      if (this.#socket !== socket || this.#state !== 'connecting') return
+      // Abandon the socket: a peer that never answered may never finish a close handshake either.
+      this.#onClose(ABNORMAL_CLOSURE, `no welcome within ${this.#options.connectTimeout} ms`)
+      socket.close()
+    }, this.#options.connectTimeout)
   }
 
   #onFrame (data: unknown): void {
@@ -221,6 +230,7 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
   }
 
   #onWelcome (deviceId: string): void {
+    clearTimeout(this.#connectTimer)
     const reconnected = this.#welcomed
     this.#welcomed = true
     this.#deviceId = deviceId
@@ -251,6 +261,7 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
   }
 
   #onClose (code: number, reason: string): void {
+    clearTimeout(this.#connectTimer)
     this.#socket = undefined
     this.#requests.disconnected()
     if (this.#state === 'closed') { // close() was called
@@ -279,6 +290,7 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
   #shutdown (error: RealtimeError): void {
     this.#state = 'closed'
     clearTimeout(this.#timer)
+    clearTimeout(this.#connectTimer)
     this.#timer = undefined
     this.#requests.rejectAll(error)
   }

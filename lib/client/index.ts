@@ -15,7 +15,7 @@
 export { createClient, RealtimeClient } from './client.js'
 export { RealtimeError, ClientErrorCode, type RealtimeErrorCode, type RealtimeErrorInit } from './errors.js'
 export {
-  type ClientOptions, DEFAULT_MAX_DELAY, DEFAULT_MIN_DELAY, DEFAULT_QUEUE_SIZE, DEFAULT_REQUEST_TIMEOUT
+  type ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_DELAY, DEFAULT_MIN_DELAY, DEFAULT_QUEUE_SIZE, DEFAULT_REQUEST_TIMEOUT
 } from './options.js'
 export { backoffDelay } from './backoff.js'
 export type { SocketLike, WebSocketConstructor } from './socket.js'

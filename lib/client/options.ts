@@ -7,6 +7,8 @@ import type { WebSocketConstructor } from './socket.js'
 
 /** Default time a `join` / `leave` / `publish` may wait for its reply, in ms (10 s). */
 export const DEFAULT_REQUEST_TIMEOUT = 10_000
+/** Default time a connection attempt may take until the server's `welcome`, in ms (10 s). */
+export const DEFAULT_CONNECT_TIMEOUT = 10_000
 /** Default number of calls kept while not connected. */
 export const DEFAULT_QUEUE_SIZE = 100
 /** Default shortest reconnect delay, in ms. */
@@ -27,6 +29,11 @@ export interface ClientOptions {
    */
   requestTimeout?: number
   /**
+   * Time in ms from opening a socket to the server's `welcome`; past it the attempt is abandoned (reported as a
+   * `close` with code 1006) and retried with backoff. Default 10000.
+   */
+  connectTimeout?: number
+  /**
    * How many calls made before the first `open` or while disconnected are kept, to be sent once connected;
    * a call beyond it rejects at once with `QUEUE_FULL`. `0` rejects every such call at once. Default 100.
    */
@@ -46,6 +53,7 @@ export interface ClientOptions {
 export interface ResolvedClientOptions {
   deviceId: string | undefined
   requestTimeout: number
+  connectTimeout: number
   queueSize: number
   minDelay: number
   maxDelay: number
@@ -69,6 +77,7 @@ export function resolveClientOptions (opts: ClientOptions = {}): ResolvedClientO
   return {
     deviceId,
     requestTimeout: count(opts.requestTimeout, DEFAULT_REQUEST_TIMEOUT, 'requestTimeout', 1),
+    connectTimeout: count(opts.connectTimeout, DEFAULT_CONNECT_TIMEOUT, 'connectTimeout', 1),
     queueSize: count(opts.queueSize, DEFAULT_QUEUE_SIZE, 'queueSize', 0),
     minDelay,
     maxDelay,
