@@ -1,0 +1,71 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import Type from 'typebox'
+import realtimePlugin, { memoryAdapter } from '../lib/index.js'
+import { connect, refusedStatus } from './helpers/client.js'
+import { startServer } from './helpers/server.js'
+
+const invalid: Array<[string, Record<string, unknown>]> = [
+  ['path without slash', { path: 'ws' }],
+  ['path with query', { path: '/ws?x=1' }],
+  ['path not a string', { path: 42 }],
+  ['adapter without methods', { adapter: { publish () {} } }],
+  ['adapter not an object', { adapter: 'redis' }],
+  ['actions not an object', { actions: [] }],
+  ['action schema not TypeBox', { actions: { 'a.b': 'string' } }],
+  ['action schema a function', { actions: { 'a.b': () => true } }],
+  ['action name with a space', { actions: { 'a b': Type.String() } }],
+  ['authenticate not a function', { authenticate: true }],
+  ['authorizeJoin not a function', { authorizeJoin: {} }],
+  ['maxPayload zero', { maxPayload: 0 }],
+  ['maxPayload fractional', { maxPayload: 1.5 }],
+  ['maxChannelsPerConnection string', { maxChannelsPerConnection: '10' }],
+  ['heartbeatInterval negative', { heartbeatInterval: -1 }],
+  ['closeTimeout zero', { closeTimeout: 0 }],
+  ['maxDepth zero', { maxDepth: 0 }]
+]
+
+for (const [name, options] of invalid) {
+  t.test(`register throws FST_REALTIME_INVALID_OPTION: ${name}`, async (t) => {
+    const app = Fastify()
+    t.teardown(() => app.close())
+    await t.rejects(async () => { await app.register(realtimePlugin, options as any) }, { code: 'FST_REALTIME_INVALID_OPTION' })
+  })
+}
+
+t.test('custom path; defaults work without options', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtimePlugin, { path: '/live', adapter: memoryAdapter(), heartbeatInterval: 0 })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const c = await connect(`ws://127.0.0.1:${port}/live?deviceId=p`)
+  t.equal(c.deviceId, 'p')
+  t.equal(await refusedStatus(`ws://127.0.0.1:${port}/ws`), 404, 'the default path is not registered')
+  await c.close()
+})
+
+t.test('authenticate: identity and deviceId bound before the 101', async (t) => {
+  const { app, url } = await startServer({
+    authenticate: async (request) => {
+      const token = (request.query as { token?: string }).token
+      if (token === undefined) throw new Error('no token, internal detail')
+      if (token === 'banned') throw Object.assign(new Error('banned'), { statusCode: 403 })
+      if (token === 'bad-device') return { deviceId: 'not valid!' }
+      return { deviceId: `user-${token}`, role: 'member' }
+    },
+    authorizeJoin: (connection, channel) => (connection.auth as { role: string }).role === 'member' && channel !== 'admin'
+  })
+  t.teardown(() => app.close())
+  t.equal(await refusedStatus(url), 401, 'no token -> 401')
+  t.equal(await refusedStatus(`${url}?token=banned`), 403, 'statusCode 403 -> 403')
+  t.equal(await refusedStatus(`${url}?token=bad-device`), 403, 'an invalid deviceId from authenticate -> 403')
+  t.equal(await refusedStatus(`${url}?token=42&deviceId=someone-else`), 403, 'cannot claim another deviceId')
+  const c = await connect(`${url}?token=42&deviceId=user-42`)
+  t.equal(c.deviceId, 'user-42', 'claiming your own deviceId is fine')
+  const d = await connect(`${url}?token=7`)
+  t.equal(d.deviceId, 'user-7', 'deviceId from authenticate')
+  t.same(await d.join('lobby'), { type: 'joined', channel: 'lobby', id: 'join:lobby' })
+  t.match(await d.request({ type: 'join', channel: 'admin', id: 1 }), { code: 'FORBIDDEN' })
+  await Promise.all([c.close(), d.close()])
+})
