@@ -22,7 +22,6 @@ import { realtimePlugin } from './plugin.js'
  * ```
  * Left empty, `publish`/`sendToDevice` accept any action name and an `unknown` payload.
  */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type
 export interface RealtimeActions {}
 
 /** `RealtimeActions` when augmented, else any action map. */

@@ -195,7 +195,7 @@ export function adapterConformance (test: TestFunction, options: ConformanceOpti
       await adapter.subscribe(t, here.handler)
       await peer.subscribe(t, there.handler)
       const sent = Array.from({ length: 100 }, (_, i) => `x${i}`)
-      for (const m of sent) void adapter.publish(t, m)
+      await Promise.all(sent.map((m) => adapter.publish(t, m)))
       assert.deepEqual(await there.until(sent.length), sent)
       assert.deepEqual(await here.until(sent.length), sent)
     } finally {

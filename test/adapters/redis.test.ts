@@ -42,9 +42,9 @@ t.test('a pattern-like topic is a literal channel, never a pattern', async (t) =
   const adapter = redisAdapter({ client: client() })
   t.teardown(() => adapter.close())
   const got: string[] = []
-  let resolve: () => void = () => {}
-  const literal = new Promise<void>((r) => { resolve = r })
-  await adapter.subscribe('channel:a*', (m) => { got.push(m); if (m === 'literal') resolve() })
+  let arrived: () => void = () => {}
+  const literal = new Promise<void>((resolve) => { arrived = resolve })
+  await adapter.subscribe('channel:a*', (m) => { got.push(m); if (m === 'literal') arrived() })
   await adapter.publish('channel:abc', 'not for the pattern')
   await adapter.publish('channel:a*', 'literal')
   // The literal publish is the last one on this connection: once it arrives, the other one would have too.
