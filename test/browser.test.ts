@@ -83,7 +83,11 @@ t.test('two pages chat, survive a server restart on the same port, and chat agai
   await app.close()
   await waitForOpen(a, false)
   await waitForOpen(b, false)
-  t.match(await a.locator('#events li').first().textContent(), /closed 1001/)
+  for (const page of [a, b]) {
+    await page.locator('#events li', { hasText: 'closed 1001 server shutting down, will reconnect' }).waitFor(WAIT)
+    await page.locator('#events li', { hasText: 'reconnecting: attempt 1 in' }).waitFor(WAIT)
+  }
+  t.pass('both pages saw 1001 and scheduled a reconnect')
 
   // Restart on the same port: both pages reconnect with their deviceId and re-join "lobby".
   const reconnected = new Set<string>();
