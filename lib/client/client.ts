@@ -9,11 +9,13 @@ import type { ErrorFrame, MessageFrame, ServerFrame } from '../protocol.js'
 import { backoffDelay } from './backoff.js'
 import { endpointUrl, withDeviceId } from './endpoint.js'
 import { RealtimeError } from './errors.js'
+import { Handlers } from './handlers.js'
 import { type ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js'
 import { type PendingRequest, Requests } from './requests.js'
 import { OPEN, type SocketLike, type WebSocketConstructor, loadWebSocket, refusedStatus } from './socket.js'
 import type {
-  ActionName, ActionPayload, ClientActionMap, ClientState, DirectMessageHandler, MessageHandler, RealtimeClientEventMap
+  ActionName, ActionPayload, ClientActionMap, ClientState, DirectMessageHandler, Listener, ListenerOptions,
+  MessageHandler, RealtimeClientEventMap
 } from './types.js'
 
 /** Close codes after which retrying cannot help: the client closes for good. */
@@ -25,12 +27,6 @@ const TERMINAL_HTTP_STATUSES: ReadonlySet<number> = new Set([401, 403])
 /** Close code reported when a socket ended without a close frame. */
 const ABNORMAL_CLOSURE = 1006
 
-type AnyHandler = (payload: any, meta: any) => void
-/** An event listener: a function or an object with `handleEvent` (declared here so no DOM lib is needed). */
-type Listener<E> = ((this: EventTarget, event: E) => void) | { handleEvent: (event: E) => void }
-/** Options of `addEventListener`, as in the DOM's `AddEventListenerOptions`. */
-type ListenerOptions = boolean | { capture?: boolean, once?: boolean, passive?: boolean, signal?: AbortSignal }
-
 /**
  * A realtime client typed by the server's action map `A` (`createClient<typeof actions>(url)`).
  * Create it with `createClient`; it connects at once.
@@ -41,7 +37,7 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
   readonly #options: ResolvedClientOptions
   readonly #requests: Requests
   readonly #channels = new Set<string>()
-  readonly #handlers = new Map<string, Set<AnyHandler>>()
+  readonly #handlers = new Handlers()
   #deviceId: string | undefined
   #state: ClientState = 'connecting'
   #socket: SocketLike | undefined
@@ -116,7 +112,7 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
    * @returns a function that removes this handler
    */
   on<K extends ActionName<A>> (channel: string, action: K, handler: MessageHandler<ActionPayload<A, K>, K>): () => void {
-    return this.#addHandler(`${channel}\n${action}`, handler)
+    return this.#handlers.add(channel, action, handler)
   }
 
   /**
@@ -125,7 +121,7 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
    * @returns a function that removes this handler
    */
   onDirect<K extends ActionName<A>> (action: K, handler: DirectMessageHandler<ActionPayload<A, K>, K>): () => void {
-    return this.#addHandler(`\n${action}`, handler)
+    return this.#handlers.add(undefined, action, handler)
   }
 
   /**
@@ -177,7 +173,14 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
 
   #open (Ctor: WebSocketConstructor): void {
     this.#WebSocket = Ctor
-    const socket = new Ctor(withDeviceId(this.url, this.#deviceId))
+    let socket: SocketLike
+    try {
+      socket = new Ctor(withDeviceId(this.url, this.#deviceId))
+    } catch (err) { // e.g. a browser's SecurityError: report it, retry with backoff
+      this.#emitError(new RealtimeError('CONNECTION_FAILED', (err as Error).message, { cause: err }))
+      this.#onClose(ABNORMAL_CLOSURE, 'the WebSocket could not be created')
+      return
+    }
     this.#socket = socket
     socket.addEventListener('message', (event: { data: unknown }) => {
       if (this.#socket === socket && this.#state !== 'closed') this.#onFrame(event.data)
@@ -248,16 +251,9 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
   }
 
   #deliver (frame: MessageFrame): void {
-    const handlers = this.#handlers.get(`${frame.channel ?? ''}\n${frame.action}`)
-    if (handlers === undefined) return
-    const meta = { channel: frame.channel, action: frame.action, from: frame.from ?? null }
-    for (const handler of [...handlers]) {
-      try {
-        handler(frame.payload, meta)
-      } catch (err) {
-        this.#emitError(new RealtimeError('HANDLER_FAILED', `A handler of "${frame.action}" threw`, { cause: err }))
-      }
-    }
+    this.#handlers.deliver(frame, (err) => {
+      this.#emitError(new RealtimeError('HANDLER_FAILED', `A handler of "${frame.action}" threw`, { cause: err }))
+    })
   }
 
   #onClose (code: number, reason: string): void {
@@ -324,19 +320,6 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
   #write (request: PendingRequest): void {
     this.#socket!.send(JSON.stringify(request.frame))
     this.#requests.sent(request)
-  }
-
-  #addHandler (key: string, handler: AnyHandler): () => void {
-    let handlers = this.#handlers.get(key)
-    if (handlers === undefined) {
-      handlers = new Set()
-      this.#handlers.set(key, handlers)
-    }
-    handlers.add(handler)
-    return () => {
-      handlers.delete(handler)
-      if (handlers.size === 0 && this.#handlers.get(key) === handlers) this.#handlers.delete(key)
-    }
   }
 
   #emitError (error: RealtimeError): void {

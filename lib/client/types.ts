@@ -88,3 +88,9 @@ export interface RealtimeClientEventMap {
    */
   error: CustomEvent<RealtimeError>
 }
+
+/** An event listener: a function or an object with `handleEvent` (declared here so no DOM lib is needed). */
+export type Listener<E> = ((this: EventTarget, event: E) => void) | { handleEvent: (event: E) => void }
+
+/** Options of `addEventListener`, as the DOM's `AddEventListenerOptions` (a boolean means `capture`). */
+export type ListenerOptions = boolean | { capture?: boolean, once?: boolean, passive?: boolean, signal?: AbortSignal }
