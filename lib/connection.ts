@@ -1,20 +1,23 @@
 /**
- * One WebSocket connection: parses and validates client frames, dispatches join / leave / action, sends
- * replies and deliveries, answers the heartbeat, and leaves every channel when the socket closes.
+ * One WebSocket connection: rate-limits, parses and validates client frames, dispatches join / leave / action,
+ * sends replies and deliveries (with the slow-consumer bound), answers the heartbeat, and leaves every channel
+ * when the socket closes.
  */
 import { once } from 'node:events'
 import type { WebSocket, RawData } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
-import type { Validator } from 'typebox/compile'
 import type { ChannelRegistry, Member } from './channels.js'
 import type { RealtimeAdapter } from './adapters/adapter.js'
 import { CHANNEL_TOPIC_PREFIX, CloseCode, DEVICE_TOPIC_PREFIX } from './constants.js'
+import type { Counters, Inflight } from './counters.js'
+import type { ResolvedOptions } from './options.js'
+import { Verdict, type FrameLimiter } from './rate-limit.js'
 import {
-  type ActionFrame, type ErrorFrame, type RequestId, type WireErrorCode,
+  type ActionFrame, type ClientFrame, type ErrorFrame, type RequestId, type WireErrorCode,
   ackFrame, errorFrame, membershipFrame, messageFrame, parseClientFrame, toDetails, welcomeFrame
 } from './protocol.js'
 
-/** The view of a connection given to `authorizeJoin` and other hooks. */
+/** The view of a connection given to `authorizeJoin`, `authorizePublish` and other hooks. */
 export interface RealtimeConnection {
   /** The deviceId of this connection (given by the client, by `authenticate`, or assigned). */
   readonly deviceId: string
@@ -30,17 +33,17 @@ export interface RealtimeConnection {
 export interface ConnectionContext {
   adapter: RealtimeAdapter
   registry: ChannelRegistry
-  actions: ReadonlyMap<string, Validator>
-  authorizeJoin: ((connection: RealtimeConnection, channel: string) => boolean | Promise<boolean>) | undefined
-  maxChannelsPerConnection: number
-  maxPayload: number
-  maxDepth: number
+  options: ResolvedOptions
+  limiter: FrameLimiter | undefined
   log: FastifyBaseLogger
   connections: Set<Connection>
+  counters: Counters
+  inflight: Inflight
 }
 
 const WS_OPEN = 1
 const TEXT = { binary: false }
+let serial = 0
 
 export class Connection implements Member, RealtimeConnection {
   readonly deviceId: string
@@ -49,7 +52,10 @@ export class Connection implements Member, RealtimeConnection {
   /** Cleared by each heartbeat tick, set again by the pong. */
   alive = true
   #closed = false
-  /** Joins and leaves run one at a time, in order; while any is queued, actions queue behind it. */
+  /**
+   * Frames that must wait (a join, a leave, an action behind an async authorizePublish) run one at a time, in
+   * order; while any is pending, every later frame queues behind it, so replies and publishes keep frame order.
+   */
   #queue: Promise<void> = Promise.resolve()
   #queued = 0
   #joining = 0
@@ -57,6 +63,7 @@ export class Connection implements Member, RealtimeConnection {
   readonly #ctx: ConnectionContext
   readonly #log: FastifyBaseLogger
   readonly #deviceTopic: string
+  readonly #limitKey: string
 
   constructor (ctx: ConnectionContext, socket: WebSocket, deviceId: string, auth: unknown) {
     this.#ctx = ctx
@@ -64,6 +71,7 @@ export class Connection implements Member, RealtimeConnection {
     this.deviceId = deviceId
     this.auth = auth
     this.#deviceTopic = DEVICE_TOPIC_PREFIX + deviceId
+    this.#limitKey = ctx.limiter?.perDevice === true ? deviceId : `c${++serial}`
     this.#log = ctx.log.child({ deviceId })
     ctx.connections.add(this)
     socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
@@ -74,14 +82,23 @@ export class Connection implements Member, RealtimeConnection {
       if (this.#closed) ctx.registry.remove(this.#deviceTopic, this)
       else this.send(welcomeFrame(deviceId))
     }, (err: unknown) => {
-      this.#log.error({ err }, 'fastify-realtime: could not subscribe to direct messages')
-      this.close(CloseCode.INTERNAL_ERROR, 'adapter unavailable')
+      this.#log.warn({ err }, 'fastify-realtime: could not subscribe to direct messages, closing with 1013')
+      this.close(CloseCode.TRY_AGAIN_LATER, 'adapter unavailable')
     })
   }
 
-  /** Writes a delivery frame. Called once per member per message: no allocation here. */
+  /**
+   * Writes a delivery frame: the same Buffer for every member. Called once per member per message, so it
+   * allocates nothing itself. Over `maxBufferedBytes` of unsent data the connection is a slow consumer.
+   */
   deliver (frame: Buffer): void {
-    if (this.#socket.readyState === WS_OPEN) this.#socket.send(frame, TEXT)
+    const socket = this.#socket
+    if (socket.readyState !== WS_OPEN) return
+    if (socket.bufferedAmount > this.#ctx.options.maxBufferedBytes) {
+      this.#slowConsumer()
+      return
+    }
+    socket.send(frame, TEXT)
   }
 
   /** Sends one serialised server frame. */
@@ -111,12 +128,19 @@ export class Connection implements Member, RealtimeConnection {
     if (!this.#closed) await once(this.#socket, 'close')
   }
 
-  #reply (error: ErrorFrame): void {
-    this.send(JSON.stringify(error))
+  #slowConsumer (): void {
+    const counters = this.#ctx.counters
+    if (this.#ctx.options.slowConsumer === 'drop') {
+      counters.deliveriesDropped++
+      return
+    }
+    counters.slowConsumersClosed++
+    this.#log.info({ bufferedAmount: this.#socket.bufferedAmount }, 'fastify-realtime: slow consumer, closing with 1013')
+    this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer')
   }
 
   #error (code: WireErrorCode, message: string, id?: RequestId, details?: ErrorFrame['details']): void {
-    this.#reply(errorFrame(code, message, id, details))
+    this.send(JSON.stringify(errorFrame(code, message, id, details)))
   }
 
   #onMessage (data: RawData, isBinary: boolean): void {
@@ -126,31 +150,80 @@ export class Connection implements Member, RealtimeConnection {
       return
     }
     const buf = data as Buffer
-    if (buf.length > this.#ctx.maxPayload) {
+    if (buf.length > this.#ctx.options.maxPayload) {
       // Only reachable when the app registered @fastify/websocket itself with a larger maxPayload.
       this.close(CloseCode.MESSAGE_TOO_BIG, 'frame too large')
       return
     }
-    const result = parseClientFrame(buf.toString(), this.#ctx.maxDepth)
+    const text = buf.toString()
+    const limiter = this.#ctx.limiter
+    if (limiter === undefined) {
+      this.#handle(text)
+      return
+    }
+    // Verdicts resolve in call order, so accepted frames keep their order.
+    limiter.check(this.#limitKey).then((verdict) => {
+      if (this.#socket.readyState !== WS_OPEN) return
+      if (verdict === Verdict.ACCEPT) this.#handle(text)
+      else if (verdict === Verdict.REJECT) this.#rateLimited(text)
+      else this.#flooded()
+    }, /* c8 ignore next */ (err: unknown) => this.#log.error({ err }, 'fastify-realtime: rate limiter failed'))
+  }
+
+  #rateLimited (text: string): void {
+    this.#ctx.counters.framesRateLimited++
+    const parsed = parseClientFrame(text, this.#ctx.options.maxDepth)
+    this.#error('RATE_LIMITED', 'Too many frames, slow down', parsed.ok ? parsed.frame.id : parsed.error.id)
+  }
+
+  #flooded (): void {
+    this.#ctx.counters.floodsClosed++
+    this.#log.info('fastify-realtime: flooding past twice the rate limit, closing with 1008')
+    this.close(CloseCode.POLICY_VIOLATION, 'rate limit exceeded')
+  }
+
+  #handle (text: string): void {
+    const result = parseClientFrame(text, this.#ctx.options.maxDepth)
     if (!result.ok) {
-      this.#reply(result.error)
+      this.send(JSON.stringify(result.error))
       return
     }
     const frame = result.frame
-    if (frame.type === 'action' && this.#queued === 0) {
-      this.#action(frame)
+    if (this.#queued === 0) {
+      const pending = this.#guard(frame)
+      if (pending !== undefined) this.#track(pending, frame)
       return
     }
+    this.#track(this.#queue.then(() => this.#closed ? undefined : this.#guard(frame)), frame)
+  }
+
+  /** Runs one frame; a synchronous throw becomes an INTERNAL reply. */
+  #guard (frame: ClientFrame): Promise<void> | undefined {
+    try {
+      return this.#perform(frame)
+    } catch (err) {
+      this.#internal(err, frame.id)
+      return undefined
+    }
+  }
+
+  #perform (frame: ClientFrame): Promise<void> | undefined {
+    if (frame.type === 'join') return this.#join(frame.channel, frame.id)
+    if (frame.type === 'leave') {
+      this.#leave(frame.channel, frame.id)
+      return undefined
+    }
+    return this.#action(frame)
+  }
+
+  #track (pending: Promise<void>, frame: ClientFrame): void {
     this.#queued++
-    this.#queue = this.#queue.then(() => {
-      if (this.#closed) return
-      if (frame.type === 'join') return this.#join(frame.channel, frame.id)
-      if (frame.type === 'leave') return this.#leave(frame.channel, frame.id)
-      this.#action(frame)
-    }).catch((err: unknown) => {
-      this.#log.error({ err }, 'fastify-realtime: frame handler failed')
-      this.#error('INTERNAL', 'Internal error', frame.id)
-    }).finally(() => { this.#queued-- })
+    this.#queue = pending.catch((err: unknown) => this.#internal(err, frame.id)).finally(() => { this.#queued-- })
+  }
+
+  #internal (err: unknown, id: RequestId | undefined): void {
+    this.#log.error({ err }, 'fastify-realtime: frame handler failed')
+    this.#error('INTERNAL', 'Internal error', id)
   }
 
   async #join (channel: string, id: RequestId | undefined): Promise<void> {
@@ -158,26 +231,14 @@ export class Connection implements Member, RealtimeConnection {
       this.send(membershipFrame('joined', channel, id))
       return
     }
-    if (this.channels.size + this.#joining >= this.#ctx.maxChannelsPerConnection) {
-      this.#error('LIMIT_EXCEEDED', `At most ${this.#ctx.maxChannelsPerConnection} channels per connection`, id)
+    const { maxChannelsPerConnection, authorizeJoin } = this.#ctx.options
+    if (this.channels.size + this.#joining >= maxChannelsPerConnection) {
+      this.#error('LIMIT_EXCEEDED', `At most ${maxChannelsPerConnection} channels per connection`, id)
       return
     }
     this.#joining++
     try {
-      if (this.#ctx.authorizeJoin !== undefined) {
-        let allowed: boolean
-        try {
-          allowed = (await this.#ctx.authorizeJoin(this, channel)) === true
-        } catch (err) {
-          this.#log.error({ err, channel }, 'fastify-realtime: authorizeJoin threw, join refused')
-          this.#error('INTERNAL', 'Internal error', id)
-          return
-        }
-        if (!allowed) {
-          this.#error('FORBIDDEN', `Not allowed to join "${channel}"`, id)
-          return
-        }
-      }
+      if (authorizeJoin !== undefined && !(await this.#authorized(() => authorizeJoin(this, channel), id))) return
       const topic = CHANNEL_TOPIC_PREFIX + channel
       try {
         await this.#ctx.registry.add(topic, this)
@@ -197,33 +258,69 @@ export class Connection implements Member, RealtimeConnection {
     }
   }
 
+  /** Awaits an authorization hook: `true` passes; anything else answers FORBIDDEN, a throw INTERNAL. */
+  async #authorized (hook: () => boolean | Promise<boolean>, id: RequestId | undefined): Promise<boolean> {
+    let allowed: boolean
+    try {
+      allowed = (await hook()) === true
+    } catch (err) {
+      this.#internal(err, id)
+      return false
+    }
+    if (!allowed) this.#error('FORBIDDEN', 'Not allowed', id)
+    return allowed
+  }
+
   #leave (channel: string, id: RequestId | undefined): void {
+    // Always succeeds locally; the adapter reconciles its subscription (now, or when the backend is back).
     if (this.channels.delete(channel)) this.#ctx.registry.remove(CHANNEL_TOPIC_PREFIX + channel, this)
     this.send(membershipFrame('left', channel, id))
   }
 
-  /** Validates and publishes an action. Synchronous up to `adapter.publish`, so publish order is frame order. */
-  #action (frame: ActionFrame): void {
+  /**
+   * Validates and publishes an action. Synchronous up to `adapter.publish` unless `authorizePublish` returns a
+   * promise; the caller then queues later frames behind the returned promise, so publish order is frame order.
+   */
+  #action (frame: ActionFrame): Promise<void> | undefined {
     const { channel, action, payload, id } = frame
-    const validator = this.#ctx.actions.get(action)
+    const validator = this.#ctx.options.actions.get(action)
     if (validator === undefined) {
       this.#error('UNKNOWN_ACTION', `Unknown action "${action}"`, id)
-      return
+      return undefined
     }
     if (!this.channels.has(channel)) {
       this.#error('NOT_JOINED', `Join "${channel}" before publishing to it`, id)
-      return
+      return undefined
     }
     if (!validator.Check(payload)) {
       this.#error('VALIDATION_FAILED', `Payload of "${action}" is invalid`, id, toDetails(validator.Errors(payload), '/payload'))
-      return
+      return undefined
     }
-    const message = messageFrame(channel, action, payload, this.deviceId)
-    this.#ctx.adapter.publish(CHANNEL_TOPIC_PREFIX + channel, message).then(() => {
+    const authorizePublish = this.#ctx.options.authorizePublish
+    if (authorizePublish === undefined) {
+      this.#publish(frame)
+      return undefined
+    }
+    const verdict = authorizePublish(this, channel, action)
+    if (verdict === true) {
+      this.#publish(frame)
+      return undefined
+    }
+    return this.#authorized(() => verdict, id).then((allowed) => {
+      if (allowed) this.#publish(frame)
+    })
+  }
+
+  #publish ({ channel, action, payload, id }: ActionFrame): void {
+    const inflight = this.#ctx.inflight
+    inflight.start()
+    this.#ctx.adapter.publish(CHANNEL_TOPIC_PREFIX + channel, messageFrame(channel, action, payload, this.deviceId)).then(() => {
       if (id !== undefined) this.send(ackFrame(id))
+      inflight.end()
     }, (err: unknown) => {
-      this.#log.warn({ err, channel }, 'fastify-realtime: adapter publish failed')
+      this.#log.warn({ err, channel }, 'fastify-realtime: adapter publish failed, answered UNAVAILABLE')
       this.#error('UNAVAILABLE', 'The message was not delivered, retry later', id)
+      inflight.end()
     })
   }
 

@@ -16,7 +16,9 @@ export const CloseCode = {
   /** A frame larger than `maxPayload`. */
   MESSAGE_TOO_BIG: 1009,
   /** An unexpected server error. */
-  INTERNAL_ERROR: 1011
+  INTERNAL_ERROR: 1011,
+  /** Try again later: a slow consumer past `maxBufferedBytes`, or the adapter unreachable at connect time. */
+  TRY_AGAIN_LATER: 1013
 } as const
 
 /** Default route path of the WebSocket endpoint. */
@@ -31,6 +33,14 @@ export const DEFAULT_HEARTBEAT_INTERVAL = 30_000
 export const DEFAULT_CLOSE_TIMEOUT = 1000
 /** Default deepest nesting of arrays/objects accepted in a client frame. */
 export const DEFAULT_MAX_DEPTH = 32
+/** Default longest wait for the backend when subscribing while it is unreachable, in ms. */
+export const DEFAULT_SUBSCRIBE_TIMEOUT = 2000
+/** Default bound of unsent data per connection before it counts as a slow consumer, in bytes (1 MiB). */
+export const DEFAULT_MAX_BUFFERED_BYTES = 1024 * 1024
+/** Default inbound frames accepted per connection per window. */
+export const DEFAULT_RATE_LIMIT_MAX = 5000
+/** Default rate-limit window, in ms. */
+export const DEFAULT_RATE_LIMIT_WINDOW = 1000
 /** Default prefix of Redis channel names used by the Redis adapter. */
 export const DEFAULT_REDIS_PREFIX = 'realtime:'
 

@@ -31,3 +31,10 @@ export const FST_REALTIME_VALIDATION_FAILED = createError<[string]>(
 /** The adapter was closed: no more subscribe or publish is possible. */
 export const FST_REALTIME_ADAPTER_CLOSED = createError(
   'FST_REALTIME_ADAPTER_CLOSED', 'The realtime adapter is closed', 503)
+
+/**
+ * The pub/sub backend is unreachable (e.g. Redis down): nothing was published or subscribed. Safe to retry.
+ * Adapters reject with it at once while disconnected, and `subscribe` after waiting at most its bounded time.
+ */
+export const FST_REALTIME_UNAVAILABLE = createError(
+  'FST_REALTIME_UNAVAILABLE', 'The realtime adapter is not connected: %s', 503)

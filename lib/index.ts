@@ -36,10 +36,12 @@ declare module 'fastify' {
 
 export { realtimePlugin }
 export default realtimePlugin
-export type { Realtime, RealtimeStats } from './realtime.js'
+export type { Realtime, RealtimeStats, RealtimeHealth } from './realtime.js'
 export type { RealtimePluginOptions, ActionMap, AuthResult } from './options.js'
 export type { RealtimeConnection } from './connection.js'
-export type { RealtimeAdapter, MessageHandler } from './adapters/adapter.js'
+export type { RealtimeAdapter, MessageHandler, AdapterStatus } from './adapters/adapter.js'
+export type { RateLimitOptions } from './rate-limit.js'
+export type { AllowedOrigins } from './origin.js'
 export { memoryAdapter } from './adapters/memory.js'
 export { redisAdapter, type RedisAdapterOptions } from './adapters/redis.js'
 export * from './errors.js'

@@ -9,11 +9,13 @@ import { isAdapter, type RealtimeAdapter } from './adapters/adapter.js'
 import { memoryAdapter } from './adapters/memory.js'
 import type { RealtimeConnection } from './connection.js'
 import {
-  DEFAULT_CLOSE_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_CHANNELS_PER_CONNECTION, DEFAULT_MAX_DEPTH,
+  DEFAULT_CLOSE_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_CHANNELS_PER_CONNECTION, DEFAULT_MAX_DEPTH,
   DEFAULT_MAX_PAYLOAD, DEFAULT_PATH
 } from './constants.js'
 import { FST_REALTIME_INVALID_OPTION } from './errors.js'
 import { isActionName, isSchema } from './protocol.js'
+import { createFrameLimiter, type FrameLimiter, type RateLimitOptions } from './rate-limit.js'
+import { createOriginCheck, type AllowedOrigins, type OriginCheck } from './origin.js'
 
 /** A map of action name -> TypeBox schema of its payload. */
 export type ActionMap = { [name: string]: TSchema }
@@ -49,6 +51,30 @@ export interface RealtimePluginOptions<A extends { [K in keyof A]: TSchema } = A
   closeTimeout?: number
   /** Deepest array/object nesting accepted in a client frame; deeper gets `BAD_REQUEST`. Default 32. */
   maxDepth?: number
+  /**
+   * Called for each action after validation; anything but `true` refuses it with `FORBIDDEN` (a throw: `INTERNAL`).
+   * May be async: later frames of the connection then wait for it, so publish order is kept.
+   */
+  authorizePublish?: (connection: RealtimeConnection, channel: string, action: string) => boolean | Promise<boolean>
+  /** Unsent bytes (`bufferedAmount`) past which a connection is a slow consumer. Default 1048576 (1 MiB). */
+  maxBufferedBytes?: number
+  /**
+   * What happens to a slow consumer: `'close'` sends 1013 and destroys the socket after `closeTimeout` if the
+   * close handshake has not finished; `'drop'` skips its deliveries while over the bound (counted in `stats()`).
+   * Default `'close'`.
+   */
+  slowConsumer?: 'close' | 'drop'
+  /** Inbound frames per connection: `{ max: 5000, timeWindow: 1000 }` by default; `false` disables. */
+  rateLimit?: RateLimitOptions | false
+  /** Most connections on this node; an upgrade over it gets HTTP 503 before the 101. Default 0 (unlimited). */
+  maxConnections?: number
+  /**
+   * Allowed `Origin`s of the handshake: exact origins or a predicate; a refused one gets HTTP 403 before the 101.
+   * Default: the Origin's host:port must match the `Host` header. Requests without `Origin` always pass.
+   */
+  allowedOrigins?: AllowedOrigins
+  /** Path of an HTTP health route serving `app.realtime.health()` (200 ok, 503 degraded). Default none. */
+  healthRoute?: string
 }
 
 /** Options after defaults and validation. */
@@ -63,15 +89,19 @@ export interface ResolvedOptions {
   heartbeatInterval: number
   closeTimeout: number
   maxDepth: number
+  authorizePublish: RealtimePluginOptions['authorizePublish']
+  maxBufferedBytes: number
+  slowConsumer: 'close' | 'drop'
+  limiter: FrameLimiter | undefined
+  maxConnections: number
+  originCheck: OriginCheck
+  healthRoute: string | undefined
 }
 
 /** Applies defaults and validates every option. @throws FST_REALTIME_INVALID_OPTION */
 export function resolveOptions (opts: RealtimePluginOptions<any>): ResolvedOptions {
   if (opts === null || typeof opts !== 'object') throw new FST_REALTIME_INVALID_OPTION('options must be an object')
-  const path = opts.path ?? DEFAULT_PATH
-  if (typeof path !== 'string' || !/^\/[^\s?#]*$/.test(path)) {
-    throw new FST_REALTIME_INVALID_OPTION(`path must be a string starting with "/" without query or spaces, got ${JSON.stringify(path)}`)
-  }
+  const path = routePath(opts.path ?? DEFAULT_PATH, 'path')
   const adapter = opts.adapter ?? memoryAdapter()
   if (!isAdapter(adapter)) {
     throw new FST_REALTIME_INVALID_OPTION('adapter must implement subscribe, unsubscribe, publish and close (see RealtimeAdapter)')
@@ -86,7 +116,14 @@ export function resolveOptions (opts: RealtimePluginOptions<any>): ResolvedOptio
     maxChannelsPerConnection: count(opts.maxChannelsPerConnection, DEFAULT_MAX_CHANNELS_PER_CONNECTION, 'maxChannelsPerConnection', 1),
     heartbeatInterval: count(opts.heartbeatInterval, DEFAULT_HEARTBEAT_INTERVAL, 'heartbeatInterval', 0),
     closeTimeout: count(opts.closeTimeout, DEFAULT_CLOSE_TIMEOUT, 'closeTimeout', 1),
-    maxDepth: count(opts.maxDepth, DEFAULT_MAX_DEPTH, 'maxDepth', 1)
+    maxDepth: count(opts.maxDepth, DEFAULT_MAX_DEPTH, 'maxDepth', 1),
+    authorizePublish: optionalFunction(opts.authorizePublish, 'authorizePublish'),
+    maxBufferedBytes: count(opts.maxBufferedBytes, DEFAULT_MAX_BUFFERED_BYTES, 'maxBufferedBytes', 1),
+    slowConsumer: oneOf(opts.slowConsumer, ['close', 'drop'] as const, 'slowConsumer'),
+    limiter: createFrameLimiter(opts.rateLimit),
+    maxConnections: count(opts.maxConnections, 0, 'maxConnections', 0),
+    originCheck: createOriginCheck(opts.allowedOrigins),
+    healthRoute: opts.healthRoute === undefined ? undefined : routePath(opts.healthRoute, 'healthRoute')
   }
 }
 
@@ -109,6 +146,19 @@ function compileActions (actions: unknown): Map<string, Validator> {
     }
   }
   return compiled
+}
+
+function routePath (path: unknown, name: string): string {
+  if (typeof path !== 'string' || !/^\/[^\s?#]*$/.test(path)) {
+    throw new FST_REALTIME_INVALID_OPTION(`${name} must be a string starting with "/" without query or spaces, got ${JSON.stringify(path)}`)
+  }
+  return path
+}
+
+function oneOf<T extends string> (value: unknown, allowed: readonly T[], name: string): T {
+  if (value === undefined) return allowed[0]!
+  if (!allowed.includes(value as T)) throw new FST_REALTIME_INVALID_OPTION(`${name} must be one of ${allowed.join(', ')}`)
+  return value as T
 }
 
 function optionalFunction<F> (value: F | undefined, name: string): F | undefined {

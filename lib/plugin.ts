@@ -1,6 +1,7 @@
 /**
- * Plugin wiring: options, @fastify/websocket, the WebSocket route, the `realtime` decorator, heartbeat,
- * and shutdown (1001 to every socket in preClose, adapter released in onClose).
+ * Plugin wiring: options, @fastify/websocket, the WebSocket route and its handshake checks, the `realtime`
+ * decorator, heartbeat, health route, and shutdown (acks first, then 1001 to every socket in preClose, the
+ * adapter released in onClose).
  */
 import { randomUUID } from 'node:crypto'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -10,6 +11,7 @@ import Type from 'typebox'
 import { ChannelRegistry } from './channels.js'
 import { Connection, type ConnectionContext } from './connection.js'
 import { CloseCode } from './constants.js'
+import { createCounters, Inflight } from './counters.js'
 import { resolveOptions, type RealtimePluginOptions } from './options.js'
 import { DeviceId, isDeviceId } from './protocol.js'
 import { createRealtime } from './realtime.js'
@@ -20,25 +22,25 @@ const querystring = Type.Object({ deviceId: Type.Optional(DeviceId) })
 
 async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<any>): Promise<void> {
   const options = resolveOptions(opts)
-  const { adapter, authenticate } = options
+  const { adapter, authenticate, originCheck, maxConnections } = options
   const log = fastify.log.child({ plugin: 'fastify-realtime' })
   await adapter.init?.(fastify)
 
-  const connections = new Set<Connection>()
-  const registry = new ChannelRegistry(adapter, log)
   const ctx: ConnectionContext = {
     adapter,
-    registry,
-    actions: options.actions,
-    authorizeJoin: options.authorizeJoin,
-    maxChannelsPerConnection: options.maxChannelsPerConnection,
-    maxPayload: options.maxPayload,
-    maxDepth: options.maxDepth,
+    registry: new ChannelRegistry(adapter, log),
+    options,
+    limiter: options.limiter,
     log,
-    connections
+    connections: new Set(),
+    counters: createCounters(),
+    inflight: new Inflight()
   }
+  const { connections } = ctx
+  const state = { closing: false }
   const handshakes = new WeakMap<FastifyRequest, Handshake>()
-  let closing = false
+  /** Upgrades past the checks whose socket is not a connection yet: they count against maxConnections. */
+  const upgrading = new Set<FastifyRequest>()
 
   if (!fastify.hasDecorator('websocketServer')) {
     // closeTimeout (ws >= 8.18) bounds each close handshake; @types/ws does not list it yet.
@@ -58,7 +60,8 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
     })
   }
 
-  fastify.decorate('realtime', createRealtime(adapter, options.actions, registry, connections))
+  const realtimeApi = createRealtime(ctx, state)
+  fastify.decorate('realtime', realtimeApi)
 
   fastify.route({
     method: 'GET',
@@ -66,23 +69,26 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
     schema: { querystring, hide: true },
     async preHandler (request, reply) {
       if (!request.ws) return
-      if (closing) return reply.code(503).send({ statusCode: 503, error: 'Service Unavailable', message: 'Server is shutting down' })
-      const asked = (request.query as { deviceId?: string }).deviceId
-      if (authenticate === undefined) {
-        handshakes.set(request, { deviceId: asked ?? randomUUID(), auth: undefined })
-        return
+      if (state.closing) return refuse(reply, 503, 'Server is shutting down')
+      if (!originCheck(request)) return refuse(reply, 403, 'Origin not allowed')
+      if (maxConnections > 0 && connections.size + upgrading.size >= maxConnections) {
+        return refuse(reply, 503, 'Too many connections')
       }
+      const asked = (request.query as { deviceId?: string }).deviceId
       let auth
-      try {
-        auth = await authenticate(request)
-      } catch (err) {
-        const status = (err as { statusCode?: number }).statusCode === 403 ? 403 : 401
-        request.log.info({ err }, 'fastify-realtime: authentication refused')
-        return refuse(reply, status)
+      if (authenticate !== undefined) {
+        try {
+          auth = await authenticate(request)
+        } catch (err) {
+          request.log.info({ err }, 'fastify-realtime: authentication refused')
+          return (err as { statusCode?: number }).statusCode === 403 ? refuse(reply, 403) : refuse(reply, 401)
+        }
       }
       const deviceId = auth?.deviceId ?? asked ?? randomUUID()
       if ((asked !== undefined && asked !== deviceId) || !isDeviceId(deviceId)) return refuse(reply, 403)
       handshakes.set(request, { deviceId, auth })
+      upgrading.add(request)
+      request.raw.socket.once('close', () => upgrading.delete(request))
     },
     handler (_request, reply) {
       return reply.code(426).header('upgrade', 'websocket').send({
@@ -91,11 +97,18 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
     },
     wsHandler (socket, request) {
       const handshake = handshakes.get(request)!
-      handshakes.delete(request)
+      upgrading.delete(request)
       const connection = new Connection(ctx, socket, handshake.deviceId, handshake.auth)
-      if (closing) connection.close(CloseCode.GOING_AWAY, 'server shutting down')
+      if (state.closing) connection.close(CloseCode.GOING_AWAY, 'server shutting down')
     }
   })
+
+  if (options.healthRoute !== undefined) {
+    fastify.get(options.healthRoute, async (_request, reply) => {
+      const health = realtimeApi.health()
+      return reply.code(health.status === 'ok' ? 200 : 503).send(health)
+    })
+  }
 
   let heartbeat: NodeJS.Timeout | undefined
   if (options.heartbeatInterval > 0) {
@@ -106,9 +119,11 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
   }
 
   fastify.addHook('preClose', async () => {
-    closing = true
+    state.closing = true
     clearInterval(heartbeat)
-    const closed: Promise<unknown>[] = []
+    // Every action already handed to the adapter gets its ack (or UNAVAILABLE) before the 1001.
+    await ctx.inflight.drained(options.closeTimeout)
+    const closed: Array<Promise<void>> = []
     for (const connection of connections) {
       closed.push(connection.whenClosed())
       connection.close(CloseCode.GOING_AWAY, 'server shutting down')
@@ -121,9 +136,11 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
   })
 }
 
-function refuse (reply: FastifyReply, status: 401 | 403): FastifyReply {
-  const error = status === 401 ? 'Unauthorized' : 'Forbidden'
-  return reply.code(status).send({ statusCode: status, error, message: error })
+const REASONS: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' }
+
+/** Answers a refused upgrade with a JSON error body; never an internal message. */
+function refuse (reply: FastifyReply, status: 401 | 403 | 503, message = REASONS[status]!): FastifyReply {
+  return reply.code(status).send({ statusCode: status, error: REASONS[status], message })
 }
 
 /**

@@ -3,10 +3,9 @@
  * node. Payloads are validated against the registered action schemas and serialised once per call.
  */
 import type { Static, TSchema } from 'typebox'
-import type { Validator } from 'typebox/compile'
-import type { RealtimeAdapter } from './adapters/adapter.js'
-import type { ChannelRegistry } from './channels.js'
-import type { Connection } from './connection.js'
+import type { AdapterStatus, RealtimeAdapter } from './adapters/adapter.js'
+import type { ConnectionContext } from './connection.js'
+import type { Counters } from './counters.js'
 import { CHANNEL_TOPIC_PREFIX, DEVICE_TOPIC_PREFIX } from './constants.js'
 import {
   FST_REALTIME_INVALID_CHANNEL, FST_REALTIME_INVALID_DEVICE_ID, FST_REALTIME_UNKNOWN_ACTION,
@@ -15,11 +14,25 @@ import {
 import { isChannelName, isDeviceId, messageFrame, toDetails } from './protocol.js'
 
 /** Counters of one node, from `app.realtime.stats()`. */
-export interface RealtimeStats {
+export interface RealtimeStats extends Counters {
   /** Open WebSocket connections on this node. */
   connections: number
   /** Adapter topics (channels and deviceIds) this node is subscribed to. */
   topics: number
+  /** Publishes handed to the adapter and not yet acknowledged. */
+  inflight: number
+}
+
+/** From `app.realtime.health()`, and served by the `healthRoute` option (200 when ok, 503 when degraded). */
+export interface RealtimeHealth {
+  /** `'ok'` when the adapter is ready and the node is not shutting down. */
+  status: 'ok' | 'degraded'
+  /** The adapter's connection state. */
+  adapter: AdapterStatus
+  /** Open WebSocket connections on this node. */
+  connections: number
+  /** Channels with at least one member on this node. */
+  channels: number
 }
 
 /** The `fastify.realtime` decorator, typed by the action map `A` (see `RealtimeActions`). */
@@ -41,15 +54,15 @@ export interface Realtime<A extends { [K in keyof A]: TSchema }> {
   sendToDevice: <K extends keyof A & string>(deviceId: string, action: K, payload: Static<A[K]>) => Promise<void>
   /** Counters of this node. */
   stats: () => RealtimeStats
+  /** Health of this node: adapter state, connections, channels. */
+  health: () => RealtimeHealth
 }
 
 /** Builds the decorator over the plugin's shared state. */
-export function createRealtime (
-  adapter: RealtimeAdapter,
-  actions: ReadonlyMap<string, Validator>,
-  registry: ChannelRegistry,
-  connections: ReadonlySet<Connection>
-): Realtime<any> {
+export function createRealtime (ctx: ConnectionContext, state: { closing: boolean }): Realtime<any> {
+  const { adapter, registry, connections, counters, inflight } = ctx
+  const actions = ctx.options.actions
+
   function frame (channel: string | undefined, action: string, payload: unknown): string {
     const validator = actions.get(action)
     if (validator === undefined) throw new FST_REALTIME_UNKNOWN_ACTION(action)
@@ -72,7 +85,16 @@ export function createRealtime (
       await adapter.publish(DEVICE_TOPIC_PREFIX + deviceId, frame(undefined, action, payload))
     },
     stats () {
-      return { connections: connections.size, topics: registry.topicCount }
+      return { connections: connections.size, topics: registry.topicCount, inflight: inflight.count, ...counters }
+    },
+    health () {
+      const adapterStatus = adapter.status?.() ?? 'ready'
+      return {
+        status: adapterStatus === 'ready' && !state.closing ? 'ok' : 'degraded',
+        adapter: adapterStatus,
+        connections: connections.size,
+        channels: registry.topics().filter((topic) => topic.startsWith(CHANNEL_TOPIC_PREFIX)).length
+      }
     }
   }
 }

@@ -27,13 +27,25 @@ export type MessageHandler = (message: string) => void
  * - `publish(topic, message)` resolves when the backend accepted the message (at-most-once delivery: pub/sub
  *   keeps no history; a node that is not subscribed at that moment never sees it). Messages published by one
  *   adapter instance are delivered in publish order, across topics, to every subscriber.
+ * - Backend outages: while disconnected, `publish` rejects at once with `FST_REALTIME_UNAVAILABLE` (nothing is
+ *   queued, so a message is delivered everywhere or nowhere); `subscribe` waits a bounded time for the backend, then
+ *   rejects with it and leaves no subscription behind; `unsubscribe` always succeeds locally. On reconnection the
+ *   adapter subscribes again exactly the topics that still have handlers.
  * - `close()` releases every subscription and every resource the adapter opened itself (never a client the
  *   application passed in). It is idempotent. After it, `subscribe` and `publish` reject with
  *   `FST_REALTIME_ADAPTER_CLOSED`, and no handler is called again.
  */
+/** Connection state of an adapter: `ready`, `reconnecting` (backend unreachable, retrying) or `closed`. */
+export type AdapterStatus = 'ready' | 'reconnecting' | 'closed'
+
 export interface RealtimeAdapter {
   /** Optional hook, called once by the plugin at register time before any other method. */
   init?: (fastify: FastifyInstance) => Promise<void> | void
+  /**
+   * Optional: the backend connection state, for `app.realtime.health()`. Without it the plugin reports `ready`
+   * until `close()`. While not `ready`, `publish` must reject at once (FST_REALTIME_UNAVAILABLE) rather than queue.
+   */
+  status?: () => AdapterStatus
   subscribe: (topic: string, handler: MessageHandler) => Promise<void>
   unsubscribe: (topic: string, handler: MessageHandler) => Promise<void>
   publish: (topic: string, message: string) => Promise<void>
@@ -46,5 +58,6 @@ export function isAdapter (value: unknown): value is RealtimeAdapter {
   const a = value as Record<string, unknown>
   return typeof a.subscribe === 'function' && typeof a.unsubscribe === 'function' &&
     typeof a.publish === 'function' && typeof a.close === 'function' &&
-    (a.init === undefined || typeof a.init === 'function')
+    (a.init === undefined || typeof a.init === 'function') &&
+    (a.status === undefined || typeof a.status === 'function')
 }

@@ -21,6 +21,9 @@ export function memoryAdapter (): RealtimeAdapter {
     init (fastify: FastifyInstance) {
       log = fastify.log
     },
+    status () {
+      return closed ? 'closed' : 'ready'
+    },
     async subscribe (topic, handler) {
       if (closed) throw new FST_REALTIME_ADAPTER_CLOSED()
       let handlers = topics.get(topic)

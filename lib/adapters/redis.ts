@@ -3,12 +3,13 @@
  * Redis channel only while it has local subscribers of the topic (reference counted).
  */
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { once } from 'node:events'
 import type { Redis } from 'ioredis'
 import fastifyRedis from '@fastify/redis'
 import type { MessageHandler, RealtimeAdapter } from './adapter.js'
 import { callHandlers } from './handlers.js'
-import { DEFAULT_REDIS_PREFIX } from '../constants.js'
-import { FST_REALTIME_ADAPTER_CLOSED, FST_REALTIME_INVALID_OPTION } from '../errors.js'
+import { DEFAULT_REDIS_PREFIX, DEFAULT_SUBSCRIBE_TIMEOUT } from '../constants.js'
+import { FST_REALTIME_ADAPTER_CLOSED, FST_REALTIME_INVALID_OPTION, FST_REALTIME_UNAVAILABLE } from '../errors.js'
 
 /** Options of `redisAdapter()`. Give at most one of `url` and `client`. */
 export interface RedisAdapterOptions {
@@ -21,6 +22,8 @@ export interface RedisAdapterOptions {
   client?: Redis
   /** Prefix of every Redis channel name, so several apps can share one Redis. Default `'realtime:'`. */
   prefix?: string
+  /** Longest wait for Redis, in ms, when subscribing while it is unreachable. Default 2000. */
+  subscribeTimeout?: number
 }
 
 interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
@@ -31,12 +34,22 @@ interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
  * `duplicate()` of it carries SUBSCRIBE (a subscribed connection must not run other commands) and is closed by
  * `close()`. Deliveries are forwarded as the strings published, never parsed.
  *
- * @throws FST_REALTIME_INVALID_OPTION at register time when both `url` and `client` are given, or neither is
- *   and `@fastify/redis` is not registered.
+ * Outages: while either connection is down, `publish` rejects at once with `FST_REALTIME_UNAVAILABLE` (nothing
+ * is queued: a message reaches every node or none); `subscribe` waits up to `subscribeTimeout` and then rejects
+ * with it. The subscriber has no offline queue and no automatic resubscription: on reconnection the adapter
+ * SUBSCRIBEs exactly the topics that still have handlers, so a topic left during the outage is not revived.
+ * Connection errors are logged once per state change, never per message.
+ *
+ * @throws FST_REALTIME_INVALID_OPTION at creation when both `url` and `client` are given, and at register time
+ *   when neither is and `@fastify/redis` is not registered.
  */
 export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapter {
   const prefix = options.prefix ?? DEFAULT_REDIS_PREFIX
+  const subscribeTimeout = options.subscribeTimeout ?? DEFAULT_SUBSCRIBE_TIMEOUT
   if (typeof prefix !== 'string') throw new FST_REALTIME_INVALID_OPTION('redisAdapter prefix must be a string')
+  if (!Number.isSafeInteger(subscribeTimeout) || subscribeTimeout < 1) {
+    throw new FST_REALTIME_INVALID_OPTION('redisAdapter subscribeTimeout must be an integer >= 1 (ms)')
+  }
   if (options.url !== undefined && options.client !== undefined) {
     throw new FST_REALTIME_INVALID_OPTION('redisAdapter accepts either url or client, not both')
   }
@@ -46,20 +59,58 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
   let sub: Redis | undefined
   let log: FastifyBaseLogger | undefined
   let closed = false
+  let down = false
 
   function onMessage (key: string, message: string): void {
     const entry = topics.get(key)
     if (entry !== undefined) callHandlers(entry.handlers, message, log)
   }
 
+  function onError (err: Error): void {
+    if (down || closed) return
+    down = true
+    log?.warn({ err }, 'fastify-realtime: Redis connection lost; publishing answers UNAVAILABLE until it is back')
+  }
+
+  function onSubscriberReady (): void {
+    const keys = [...topics.keys()]
+    if (down) log?.info({ topics: keys.length }, 'fastify-realtime: Redis connection restored; subscribing again')
+    down = false
+    if (keys.length > 0) {
+      sub!.subscribe(...keys).catch((err: unknown) => onError(err as Error))
+    }
+  }
+
   function subscriber (): Redis {
     if (sub === undefined) {
       if (pub === undefined) throw new FST_REALTIME_INVALID_OPTION('redisAdapter has no Redis client')
-      sub = pub.duplicate()
+      pub.on('error', onError)
+      sub = pub.duplicate({ autoResubscribe: false, enableOfflineQueue: false, maxRetriesPerRequest: 0 })
       sub.on('message', onMessage)
-      sub.on('error', (err) => log?.warn({ err }, 'fastify-realtime: Redis subscriber error'))
+      sub.on('error', onError)
+      sub.on('ready', onSubscriberReady)
     }
     return sub
+  }
+
+  function connected (): boolean {
+    return pub?.status === 'ready' && sub?.status === 'ready'
+  }
+
+  async function subscribeKey (key: string): Promise<void> {
+    const s = subscriber()
+    if (s.status !== 'ready') {
+      try {
+        await once(s, 'ready', { signal: AbortSignal.timeout(subscribeTimeout) })
+      } catch {
+        throw new FST_REALTIME_UNAVAILABLE(`no Redis connection within ${subscribeTimeout} ms`)
+      }
+    }
+    try {
+      await s.subscribe(key)
+    } catch (err) {
+      throw new FST_REALTIME_UNAVAILABLE((err as Error).message)
+    }
   }
 
   return {
@@ -68,7 +119,8 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
       if (options.url !== undefined) {
         const url = options.url
         await fastify.register(async function realtimeRedis (child) {
-          await child.register(fastifyRedis, { url })
+          // No offline queue and no retry of in-flight commands: a publish is answered now, never replayed later.
+          await child.register(fastifyRedis, { url, enableOfflineQueue: false, maxRetriesPerRequest: 0 })
           pub = child.redis
         })
       } else if (pub === undefined) {
@@ -80,12 +132,17 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
       subscriber()
     },
 
+    status () {
+      if (closed) return 'closed'
+      return connected() ? 'ready' : 'reconnecting'
+    },
+
     async subscribe (topic, handler) {
       if (closed) throw new FST_REALTIME_ADAPTER_CLOSED()
       const key = prefix + topic
       let entry = topics.get(key)
       if (entry === undefined) {
-        entry = { handlers: new Set(), ready: subscriber().subscribe(key) }
+        entry = { handlers: new Set(), ready: subscribeKey(key) }
         topics.set(key, entry)
       }
       entry.handlers.add(handler)
@@ -104,18 +161,27 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
       if (entry === undefined || !entry.handlers.delete(handler)) return
       if (entry.handlers.size > 0) return
       topics.delete(key)
-      if (sub !== undefined && !closed) await sub.unsubscribe(key)
+      // Let a SUBSCRIBE still in flight go first, or it would revive the topic after our UNSUBSCRIBE.
+      await entry.ready.catch(() => {})
+      if (topics.has(key) || closed || sub?.status !== 'ready') return // re-subscribed meanwhile, or reconciled on reconnect
+      await sub.unsubscribe(key).catch((err: unknown) => onError(err as Error))
     },
 
     async publish (topic, message) {
       if (closed || pub === undefined) throw new FST_REALTIME_ADAPTER_CLOSED()
-      await pub.publish(prefix + topic, message)
+      if (!connected()) throw new FST_REALTIME_UNAVAILABLE('Redis is unreachable')
+      try {
+        await pub.publish(prefix + topic, message)
+      } catch (err) {
+        throw new FST_REALTIME_UNAVAILABLE((err as Error).message)
+      }
     },
 
     async close () {
       if (closed) return
       closed = true
       topics.clear()
+      pub?.removeListener('error', onError)
       if (sub !== undefined) {
         sub.removeListener('message', onMessage)
         try {
