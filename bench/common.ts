@@ -56,6 +56,17 @@ export function cpuDelta (a: CpuTime, b: CpuTime): CpuTime {
   return { user: b.user - a.user, system: b.system - a.system }
 }
 
+/** Busy and total CPU seconds of the whole machine (all cores), from the first line of /proc/stat. */
+export function readMachineCpu (): { busy: number, total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!
+  const v = line.trim().split(/\s+/).slice(1).map(Number)
+  // user nice system idle iowait irq softirq steal (guest time is already counted in user)
+  const total = v.slice(0, 8).reduce((s, x) => s + x, 0)
+  const idle = (v[3] ?? 0) + (v[4] ?? 0)
+  const tck = clkTck()
+  return { busy: (total - idle) / tck, total: total / tck }
+}
+
 /** Resident set size of a process in KiB, from /proc/<pid>/status VmRSS. */
 export function readRssKiB (pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8')

@@ -13,7 +13,7 @@ import { parseArgs } from 'node:util'
 import { performance } from 'node:perf_hooks'
 import WebSocket from 'ws'
 import {
-  ACTION, CHANNEL, type CpuTime, cpuDelta, openFilesLimit, padFor, quantile, readCpu, readRssKiB, sleep
+  ACTION, CHANNEL, type CpuTime, cpuDelta, openFilesLimit, padFor, quantile, readCpu, readMachineCpu, readRssKiB, sleep
 } from './common.js'
 
 export type Scenario = 's1' | 's2' | 's3' | 's4' | 's5'
@@ -40,6 +40,11 @@ export interface LoadResult {
   auxCpu: ProcCpu[]
   /** CPU seconds of this load generator over the window. */
   clientCpu: CpuTime
+  /**
+   * CPU seconds used over the window by every other process of the machine (busy time from /proc/stat minus
+   * servers, aux and this process): a background job competing for the cores shows up here.
+   */
+  otherCpuS: number
   connect: { count: number, seconds: number, perSec: number }
   /** S4: server VmRSS (KiB) before and after the measured connections, after a forced GC. */
   rss?: { beforeKiB: number, afterKiB: number, perConnectionKiB: number, warmConnections: number }
@@ -47,6 +52,11 @@ export interface LoadResult {
   fanoutMs?: number[]
   /** S5: per message, time to the median delivery, in ms. */
   fanoutP50Ms?: number[]
+  /**
+   * The measured window in CLOCK_MONOTONIC microseconds (process.hrtime), the clock of V8 CPU profiles'
+   * timestamps: bench/profile.ts keeps only the samples of the window.
+   */
+  windowMonoUs: [number, number]
   /** Deliveries never received after the drain (expected - received). */
   missing: number
   errors: string[]
@@ -62,7 +72,7 @@ const { values: args } = parseArgs({
     members: { type: 'string', default: '1000' },
     channels: { type: 'string', default: '100' },
     'warm-connections': { type: 'string', default: '100' },
-    window: { type: 'string', default: '8' },
+    window: { type: 'string', default: '2' },
     warmup: { type: 'string', default: '2' },
     duration: { type: 'string', default: '8' },
     rate: { type: 'string', default: '50' },
@@ -333,15 +343,23 @@ async function openMany (first: number, count: number, placement: (i: number) =>
 // ---------------------------------------------------------------------------------------------------------
 // Measurement helpers
 
-interface Snapshot { at: number, delivered: number, server: CpuTime[], aux: CpuTime[], client: CpuTime }
+interface Snapshot { at: number, mono: number, delivered: number, server: CpuTime[], aux: CpuTime[], client: CpuTime, machineBusy: number }
 function snapshot (): Snapshot {
   return {
     at: performance.now(),
+    mono: Number(process.hrtime.bigint() / 1000n),
     delivered,
     server: serverPids.map(readCpu),
     aux: auxPids.map(readCpu),
-    client: readCpu(process.pid)
+    client: readCpu(process.pid),
+    machineBusy: readMachineCpu().busy
   }
+}
+function otherCpu (a: Snapshot, b: Snapshot): number {
+  const sum = (x: CpuTime[]): number => x.reduce((s, c) => s + c.user + c.system, 0)
+  const ours = sum(b.server) - sum(a.server) + sum(b.aux) - sum(a.aux) +
+    (b.client.user + b.client.system) - (a.client.user + a.client.system)
+  return Math.max(0, b.machineBusy - a.machineBusy - ours)
 }
 function perProc (pids: number[], a: CpuTime[], b: CpuTime[]): ProcCpu[] {
   return pids.map((pid, i) => ({ pid, ...cpuDelta(a[i]!, b[i]!) }))
@@ -406,6 +424,8 @@ function baseResult (): LoadResult {
     serverCpu: [],
     auxCpu: [],
     clientCpu: { user: 0, system: 0 },
+    otherCpuS: 0,
+    windowMonoUs: [0, 0],
     connect: { count: 0, seconds: 0, perSec: 0 },
     missing: 0,
     errors
@@ -477,6 +497,8 @@ async function streamScenario (mode: 'window' | 'rate'): Promise<LoadResult> {
     result.serverCpu = perProc(serverPids, a.server, b.server)
     result.auxCpu = perProc(auxPids, a.aux, b.aux)
     result.clientCpu = cpuDelta(a.client, b.client)
+    result.otherCpuS = otherCpu(a, b)
+    result.windowMonoUs = [a.mono, b.mono]
     result.latency = latencySummary()
     // Drain: every published message must reach every member.
     const expected = published * members
@@ -510,6 +532,8 @@ async function memoryScenario (): Promise<LoadResult> {
   result.seconds = connectS
   result.serverCpu = perProc(serverPids, a.server, b.server)
   result.clientCpu = cpuDelta(a.client, b.client)
+  result.otherCpuS = otherCpu(a, b)
+  result.windowMonoUs = [a.mono, b.mono]
   result.rss = {
     beforeKiB: rssBefore,
     afterKiB: rssAfter,
@@ -557,6 +581,8 @@ async function scaleScenario (): Promise<LoadResult> {
   result.deliveriesPerSec = result.seconds > 0 ? windowDelivered / result.seconds : 0
   result.serverCpu = perProc(serverPids, a.server, b.server)
   result.clientCpu = cpuDelta(a.client, b.client)
+  result.otherCpuS = otherCpu(a, b)
+  result.windowMonoUs = [a.mono, b.mono]
   result.latency = latencySummary()
   result.fanoutMs = fanoutMs
   result.fanoutP50Ms = fanoutP50Ms

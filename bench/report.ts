@@ -22,6 +22,8 @@ export interface RunRecord {
   errors: string[]
   result: LoadResult | undefined
   wallSeconds: number
+  /** How many times the run was made (re-made when background load exceeded --max-background). */
+  attempts?: number
 }
 
 export interface BenchResults {
@@ -55,6 +57,8 @@ export interface RunMetrics {
   clientCpuS: number
   /** redis-server CPU seconds in the window. */
   redisCpuS: number
+  /** CPU seconds used by other processes of the machine during the window. */
+  otherCpuS: number
   /** S4 */
   kibPerConnection: number
   connectionsPerSec: number
@@ -84,6 +88,7 @@ export function runMetrics (r: RunRecord): RunMetrics | undefined {
     serverCpuPerProcS: perProc,
     clientCpuS: x.clientCpu.user + x.clientCpu.system,
     redisCpuS: x.auxCpu.reduce((s, c) => s + c.user + c.system, 0),
+    otherCpuS: x.otherCpuS ?? 0,
     kibPerConnection: x.rss?.perConnectionKiB ?? NaN,
     connectionsPerSec: x.connect.perSec,
     usPerConnection: r.scenario === 's4' && x.connect.count > 0 ? serverCpuS / x.connect.count * 1e6 : NaN,
@@ -111,7 +116,7 @@ function stat (values: number[]): Stat {
 }
 
 const SCALARS: ScalarMetric[] = [
-  'deliveriesPerSec', 'p50', 'p99', 'max', 'usPerDelivery', 'serverCpuS', 'serverSysShare', 'clientCpuS', 'redisCpuS',
+  'deliveriesPerSec', 'p50', 'p99', 'max', 'usPerDelivery', 'serverCpuS', 'serverSysShare', 'clientCpuS', 'redisCpuS', 'otherCpuS',
   'kibPerConnection', 'connectionsPerSec', 'usPerConnection', 'fanoutMs', 'fanoutFirstMs', 'fanoutP50Ms'
 ]
 
@@ -289,6 +294,13 @@ export function markdownResults (results: BenchResults, svgHref: string): string
     out.push('')
     out.push(table(scenario, rows))
     out.push('')
+    const bg = Math.max(...rows.map((r) => r.stats.otherCpuS.max).filter(Number.isFinite), 0)
+    const busiest = results.runs.filter((r) => r.scenario === scenario && r.result !== undefined)
+      .map((r) => (r.result!.otherCpuS ?? 0) / Math.max(1e-9, r.result!.seconds))
+    const bgShare = Math.max(0, ...busiest)
+    out.push(`Background CPU (processes other than the servers, redis-server and the load generator) during the measured ` +
+      `windows: at most ${fmt(bg)} s, ${fmt(bgShare * 100)} % of one core.`)
+    out.push('')
   }
   if (failed.length > 0) {
     out.push('### Failed runs')
@@ -324,7 +336,7 @@ const PANELS: Panel[] = [
   { scenario: 's3', metric: 'usPerDelivery', title: 'S3 2 nodes + Redis: server CPU per delivery', unit: 'µs', better: 'lower' },
   { scenario: 's3', metric: 'deliveriesPerSec', title: 'S3 2 nodes + Redis: deliveries/s', unit: '/s', better: 'higher' },
   { scenario: 's4', metric: 'kibPerConnection', title: 'S4 RSS per idle joined connection', unit: 'KiB', better: 'lower' },
-  { scenario: 's5', metric: 'fanoutMs', title: 'S5 one message to every connection: time', unit: 'ms', better: 'lower' }
+  { scenario: 's5', metric: 'fanoutMs', title: 'S5 one message to every connection: time to deliver', unit: 'ms', better: 'lower' }
 ]
 
 function esc (s: string): string {
@@ -386,19 +398,21 @@ export function svgChart (results: BenchResults): string {
     y += rowH
   }
   const m = results.meta.machine
-  const foot = `${m.cpus} cores (${m.cpuModel}), Node.js ${m.node}, ${results.meta.date.slice(0, 10)} — servers, load generator and ` +
-    `redis-server share the ${m.cpus} cores. ${results.meta.command}`
-  const H = y + 30
+  const foot1 = `${m.cpus} cores (${m.cpuModel}), Node.js ${m.node}, ${results.meta.date.slice(0, 10)}: the servers, the load generator and ` +
+    `redis-server share the ${m.cpus} cores.`
+  const foot2 = `${results.meta.command}   (S5: ${results.meta.options.scaleConnections} connections; S1-S3: ${results.meta.options.members} members)`
+  const H = y + 44
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif">`,
     '<style>.title{font-size:14px;font-weight:600;fill:#111827}.sub{font-size:11px;fill:#6b7280}.label{font-size:12px;fill:#1f2937}' +
       '.value{font-size:12px;fill:#111827}.whisker{stroke:#111827;stroke-width:1.2;fill:none}.foot{font-size:11px;fill:#6b7280}' +
       '.head{font-size:18px;font-weight:700;fill:#111827}</style>',
     `<rect width="${W}" height="${H}" fill="#ffffff"/>`,
-    `<text x="${margin}" y="30" class="head">fastify-realtime vs ws and Socket.IO (medians of ${results.meta.options.reps} runs)</text>`,
+    `<text x="${margin}" y="30" class="head">fastify-realtime vs ws and Socket.IO (${results.meta.options.reps === 1 ? 'one run' : `medians of ${results.meta.options.reps} runs`})</text>`,
     `<text x="${margin}" y="48" class="sub">Server CPU per delivery is the figure that shows the server's own cost; deliveries/s is bounded by the load generator on 2 cores.</text>`,
     ...parts,
-    `<text x="${margin}" y="${H - 12}" class="foot">${esc(foot)}</text>`,
+    `<text x="${margin}" y="${H - 26}" class="foot">${esc(foot1)}</text>`,
+    `<text x="${margin}" y="${H - 10}" class="foot">${esc(foot2)}</text>`,
     '</svg>',
     ''
   ].join('\n')

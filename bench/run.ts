@@ -16,12 +16,12 @@
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs'
+import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir, totalmem, release } from 'node:os'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { freePort, sleep } from './common.js'
+import { freePort, readMachineCpu, sleep } from './common.js'
 import type { LoadResult, Protocol, Scenario } from './load.js'
 import { writeReport, type BenchResults, type RunRecord } from './report.js'
 
@@ -64,7 +64,7 @@ const { values: args } = parseArgs({
     targets: { type: 'string', default: '' },
     reps: { type: 'string', default: '3' },
     members: { type: 'string', default: '1000' },
-    window: { type: 'string', default: '8' },
+    window: { type: 'string', default: '2' },
     warmup: { type: 'string', default: '2' },
     duration: { type: 'string', default: '8' },
     rate: { type: 'string', default: '50' },
@@ -81,6 +81,10 @@ const { values: args } = parseArgs({
     svg: { type: 'string' },
     'cpu-prof': { type: 'string' },
     'redis-server': { type: 'string', default: 'redis-server' },
+    'quiet-wait': { type: 'string', default: '60' },
+    'quiet-threshold': { type: 'string', default: '0.1' },
+    'max-background': { type: 'string', default: '0.15' },
+    retries: { type: 'string', default: '2' },
     verbose: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
   },
@@ -105,7 +109,9 @@ if (args.smoke) {
     'idle-connections': '200',
     'idle-channels': '10',
     'scale-connections': '300',
-    'scale-messages': '2'
+    'scale-messages': '2',
+    'quiet-wait': '0',
+    retries: '0'
   }
   for (const [k, v] of Object.entries(preset)) if (!given.has(k)) (args as Record<string, unknown>)[k] = v
 }
@@ -155,6 +161,10 @@ const options = {
   scaleMessages: num('scale-messages', 1),
   concurrency: num('concurrency', 1)
 }
+const quietWait = num('quiet-wait', 0)
+const quietThreshold = num('quiet-threshold', 0)
+const maxBackground = num('max-background', 0)
+const retries = num('retries', 0)
 const cpuProfDir = args['cpu-prof'] === undefined ? undefined : resolve(args['cpu-prof'])
 const verbose = args.verbose === true
 const log = (msg: string): void => { process.stderr.write(`bench: ${msg}\n`) }
@@ -224,6 +234,26 @@ function tail (stream: NodeJS.ReadableStream | null, max = 4000, echo = false): 
   return () => text
 }
 
+/**
+ * Other jobs on the machine distort every figure. Before each run, waits (up to --quiet-wait s) until the
+ * machine's busy CPU over one second is below --quiet-threshold of all cores (our own idle children included).
+ */
+async function waitQuiet (): Promise<void> {
+  if (quietWait <= 0) return
+  const cores = cpus().length
+  const deadline = Date.now() + quietWait * 1000
+  let busy = 0
+  while (true) {
+    const a = readMachineCpu()
+    await sleep(1000)
+    const b = readMachineCpu()
+    busy = (b.busy - a.busy) / Math.max(1e-9, b.total - a.total)
+    if (busy < quietThreshold) return
+    if (Date.now() > deadline) break
+  }
+  log(`machine still ${(busy * 100 * cores).toFixed(0)} % busy (of ${cores * 100} %) after ${quietWait} s: running anyway`)
+}
+
 // ---------------------------------------------------------------------------------------------------------
 // Redis
 
@@ -263,13 +293,35 @@ async function startRedis (): Promise<RedisProc> {
 // ---------------------------------------------------------------------------------------------------------
 // One run: target server(s) + load generator.
 
-interface Server { child: ChildProcess, pid: number, port: number, stderr: () => string }
+interface Server { child: ChildProcess, pid: number, port: number, stderr: () => string, profileName: string | undefined }
+
+/** Moves the main-thread profile of a stopped server to <cpuProfDir>/<profileName>.cpuprofile. */
+function collectProfile (profileName: string): void {
+  if (cpuProfDir === undefined) return
+  const dir = join(cpuProfDir, profileName)
+  try {
+    const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'))
+    // Default names are CPU.<date>.<time>.<pid>.<tid>.<seq>.cpuprofile; the main thread is tid 0.
+    const main = files.find((f) => f.split('.')[4] === '0') ?? files[0]
+    if (main === undefined) {
+      log(`no CPU profile was written in ${dir}`)
+      return
+    }
+    renameSync(join(dir, main), `${dir}.cpuprofile`)
+    rmSync(dir, { recursive: true, force: true })
+    log(`CPU profile: ${relative(process.cwd(), dir)}.cpuprofile`)
+  } catch (err) {
+    log(`could not collect the CPU profile of ${profileName}: ${(err as Error).message}`)
+  }
+}
 
 async function startServer (target: TargetDef, redisUrl: string | undefined, profileName: string | undefined): Promise<Server> {
   const port = await freePort()
   const nodeArgs = ['--expose-gc', '--import', 'tsx']
   if (profileName !== undefined && cpuProfDir !== undefined) {
-    nodeArgs.push('--cpu-prof', '--cpu-prof-dir', cpuProfDir, '--cpu-prof-name', profileName)
+    // One directory per process: with `--import tsx` the module loader runs in a worker thread that writes a
+    // profile too; collectProfile() keeps the main thread's (tid 0) as <profileName>.cpuprofile.
+    nodeArgs.push('--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, profileName))
   }
   nodeArgs.push(join(root, 'bench/targets', target.file))
   const child = spawnNode(nodeArgs, { ...target.env, PORT: String(port), REDIS_URL: redisUrl ?? '' })
@@ -295,7 +347,7 @@ async function startServer (target: TargetDef, redisUrl: string | undefined, pro
   child.once('exit', (code, signal) => {
     if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGKILL') log(`${target.name} on port ${port} exited (${code ?? signal}): ${stderr()}`)
   })
-  return { child, pid: child.pid!, port, stderr }
+  return { child, pid: child.pid!, port, stderr, profileName: cpuProfDir === undefined ? undefined : profileName }
 }
 
 function loadArgs (scenario: Scenario, target: TargetDef, servers: Server[], redis: RedisProc | undefined): { args: string[], timeoutS: number } {
@@ -365,9 +417,7 @@ async function runOne (scenario: Scenario, target: TargetDef, rep: number, redis
   const started = Date.now()
   try {
     for (let n = 0; n < target.nodes; n++) {
-      const profileName = target.name.startsWith('fastify-realtime')
-        ? `${scenario}-${target.name}-rep${rep}-node${n}.cpuprofile`
-        : undefined
+      const profileName = target.name.startsWith('fastify-realtime') ? `${scenario}-${target.name}-rep${rep}-node${n}` : undefined
       servers.push(await startServer(target, target.redis ? redis?.url : undefined, profileName))
     }
     const { args: argv, timeoutS } = loadArgs(scenario, target, servers, redis)
@@ -381,6 +431,7 @@ async function runOne (scenario: Scenario, target: TargetDef, rep: number, redis
   } finally {
     // Long grace: a --cpu-prof target writes its profile on exit.
     await Promise.all(servers.map(async (s) => await stopChild(s.child, cpuProfDir !== undefined ? 20_000 : 5000)))
+    for (const s of servers) if (s.profileName !== undefined) collectProfile(s.profileName)
   }
 }
 
@@ -389,14 +440,15 @@ function oneLine (r: RunRecord): string {
   const x = r.result
   const serverCpu = x.serverCpu.reduce((s, c) => s + c.user + c.system, 0)
   const client = x.clientCpu.user + x.clientCpu.system
+  const bg = x.otherCpuS > 0.05 ? `, background ${x.otherCpuS.toFixed(2)} s` : ''
   if (r.scenario === 's4') {
-    return `${x.rss!.perConnectionKiB.toFixed(2)} KiB/connection, ${x.connect.perSec.toFixed(0)} connections/s, server CPU ${serverCpu.toFixed(2)} s`
+    return `${x.rss!.perConnectionKiB.toFixed(2)} KiB/connection, ${x.connect.perSec.toFixed(0)} connections/s, server CPU ${serverCpu.toFixed(2)} s${bg}`
   }
   if (r.scenario === 's5') {
-    return `fan-out ${x.fanoutMs!.map((v) => v.toFixed(1)).join('/')} ms, ${(serverCpu / x.deliveries * 1e6).toFixed(2)} µs server CPU/delivery, ${x.connect.perSec.toFixed(0)} connections/s`
+    return `fan-out ${x.fanoutMs!.map((v) => v.toFixed(1)).join('/')} ms, ${(serverCpu / x.deliveries * 1e6).toFixed(2)} µs server CPU/delivery, ${x.connect.perSec.toFixed(0)} connections/s${bg}`
   }
   return `${x.deliveriesPerSec.toFixed(0)} deliveries/s, p50 ${x.latency.p50.toFixed(2)} ms, p99 ${x.latency.p99.toFixed(2)} ms, ` +
-    `server ${(serverCpu / x.deliveries * 1e6).toFixed(2)} µs/delivery (${serverCpu.toFixed(2)} s), client ${client.toFixed(2)} s`
+    `server ${(serverCpu / x.deliveries * 1e6).toFixed(2)} µs/delivery (${serverCpu.toFixed(2)} s), client ${client.toFixed(2)} s${bg}`
 }
 
 function versionOf (pkg: string): string {
@@ -433,10 +485,21 @@ async function main (): Promise<void> {
         // Rotate the order so that no target always runs first (or right after the same neighbour).
         const order = targets.map((_, i) => targets[(i + rep - 1) % targets.length]!)
         for (const target of order) {
-          log(`${scenario} rep ${rep}/${reps} ${target.name} ...`)
-          const record = await runOne(scenario, target, rep, redis)
+          let record: RunRecord
+          for (let attempt = 0; ; attempt++) {
+            await waitQuiet()
+            log(`${scenario} rep ${rep}/${reps} ${target.name} ...`)
+            record = await runOne(scenario, target, rep, redis)
+            record.attempts = attempt + 1
+            log(`${scenario} rep ${rep}/${reps} ${target.name}: ${oneLine(record)} [${record.wallSeconds.toFixed(0)} s]`)
+            // Another job took a share of the cores during the measured window: measure again.
+            const x = record.result
+            const background = x === undefined || x.seconds <= 0 ? 0 : x.otherCpuS / x.seconds
+            if (!record.ok || background <= maxBackground || attempt >= retries) break
+            log(`background load ${(background * 100).toFixed(0)} % of a core > ${(maxBackground * 100).toFixed(0)} %: running it again`)
+            await sleep(2000)
+          }
           runs.push(record)
-          log(`${scenario} rep ${rep}/${reps} ${target.name}: ${oneLine(record)} [${record.wallSeconds.toFixed(0)} s]`)
           await sleep(300)
         }
       }
@@ -468,7 +531,7 @@ async function main (): Promise<void> {
         '@fastify/websocket': versionOf('@fastify/websocket'),
         'redis-server': redisVersion
       },
-      options: { reps, ...options },
+      options: { reps, ...options, quietWait, quietThreshold, maxBackground, retries },
       targets: Object.fromEntries(TARGETS.map((t) => [t.name, t.description])),
       smoke: args.smoke === true
     },
