@@ -9,6 +9,7 @@
  *
  *   node --import tsx bench/load.ts --scenario s1 --protocol realtime --urls ws://127.0.0.1:3000 --server-pids 123
  */
+import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { performance } from 'node:perf_hooks'
 import WebSocket from 'ws'
@@ -48,6 +49,8 @@ export interface LoadResult {
   connect: { count: number, seconds: number, perSec: number }
   /** S4: server VmRSS (KiB) before and after the measured connections, after a forced GC. */
   rss?: { beforeKiB: number, afterKiB: number, perConnectionKiB: number, warmConnections: number }
+  /** S4: the server's V8 heapUsed + external (KiB) after the same GCs, when it reported them (--mem-file). */
+  heap?: { beforeKiB: number, afterKiB: number, perConnectionKiB: number }
   /** S5: time from publish to the last delivery of each message, in ms. */
   fanoutMs?: number[]
   /** S5: per message, time to the median delivery, in ms. */
@@ -80,6 +83,7 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '100' },
     messages: { type: 'string', default: '5' },
     'connect-timeout': { type: 'string', default: '120' },
+    'mem-file': { type: 'string', default: '' },
     quiet: { type: 'boolean', default: false }
   },
   strict: true
@@ -401,13 +405,23 @@ function publishOne (publisher: WebSocket): void {
   proto.publish(publisher, CHANNEL, `{"t":${t},"pad":"${pad}"}`, publishId++)
 }
 
-async function gcAndRss (): Promise<number> {
+/** Forces a GC in the server (SIGUSR2, twice) and reads its VmRSS, and heapUsed + external when reported. */
+async function gcAndMemory (): Promise<{ rssKiB: number, heapKiB: number }> {
   const pid = serverPids[0]!
+  const memFile = args['mem-file']
+  const started = Date.now()
   for (let i = 0; i < 2; i++) {
     process.kill(pid, 'SIGUSR2')
     await sleep(400)
   }
-  return readRssKiB(pid)
+  let heapKiB = NaN
+  if (memFile !== '') {
+    try {
+      const m = JSON.parse(readFileSync(memFile, 'utf8')) as { at: number, heapUsed: number, external: number }
+      if (m.at >= started) heapKiB = (m.heapUsed + m.external) / 1024
+    } catch {}
+  }
+  return { rssKiB: readRssKiB(pid), heapKiB }
 }
 
 function baseResult (): LoadResult {
@@ -452,7 +466,8 @@ async function streamScenario (mode: 'window' | 'rate'): Promise<LoadResult> {
   if (mode === 'window') {
     const limit = windowSize * members
     const pump = (): void => {
-      while (publishing && published * members - delivered < limit) {
+      if (!publishing) return
+      while (published * members - delivered < limit) {
         publishOne(publisher)
         published++
       }
@@ -522,12 +537,14 @@ async function memoryScenario (): Promise<LoadResult> {
   const result = baseResult()
   const place = (i: number): { node: number, channel: string } => ({ node: 0, channel: `c${i % channelCount}` })
   if (warmConnections > 0) await openMany(0, warmConnections, place)
-  const rssBefore = await gcAndRss()
+  const before = await gcAndMemory()
+  const rssBefore = before.rssKiB
   const a = snapshot()
   const connectS = await openMany(warmConnections, members, place)
   const b = snapshot()
   await sleep(500)
-  const rssAfter = await gcAndRss()
+  const after = await gcAndMemory()
+  const rssAfter = after.rssKiB
   result.connect = { count: members, seconds: connectS, perSec: members / connectS }
   result.seconds = connectS
   result.serverCpu = perProc(serverPids, a.server, b.server)
@@ -539,6 +556,9 @@ async function memoryScenario (): Promise<LoadResult> {
     afterKiB: rssAfter,
     perConnectionKiB: (rssAfter - rssBefore) / members,
     warmConnections
+  }
+  if (Number.isFinite(before.heapKiB) && Number.isFinite(after.heapKiB)) {
+    result.heap = { beforeKiB: before.heapKiB, afterKiB: after.heapKiB, perConnectionKiB: (after.heapKiB - before.heapKiB) / members }
   }
   log(`${members} connections in ${connectS.toFixed(2)} s (${result.connect.perSec.toFixed(0)}/s), ` +
     `RSS ${rssBefore} -> ${rssAfter} KiB: ${result.rss.perConnectionKiB.toFixed(2)} KiB/connection`)

@@ -32,7 +32,7 @@ function category (f: CallFrame): string {
   if (url.includes('/ws/lib/')) return 'ws other'
   if (url.startsWith('node:internal/streams') || url === 'node:net' || url.startsWith('node:internal/stream_base_commons') ||
     url.startsWith('node:internal/net')) return 'node stream/net JS (Writable.write, writeGeneric, cork)'
-  if (url.startsWith('node:') || url === '' ) return 'other node internals / natives'
+  if (url.startsWith('node:') || url === '') return 'other node internals / natives'
   if (url.includes('/lib/channels.ts')) return 'fastify-realtime lib/channels.ts'
   if (url.includes('/lib/connection.ts')) return 'fastify-realtime lib/connection.ts'
   if (url.includes('/lib/') && !url.includes('node_modules')) return 'fastify-realtime lib/ (other)'

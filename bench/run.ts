@@ -293,7 +293,7 @@ async function startRedis (): Promise<RedisProc> {
 // ---------------------------------------------------------------------------------------------------------
 // One run: target server(s) + load generator.
 
-interface Server { child: ChildProcess, pid: number, port: number, stderr: () => string, profileName: string | undefined }
+interface Server { child: ChildProcess, pid: number, port: number, stderr: () => string, profileName: string | undefined, memFile: string }
 
 /** Moves the main-thread profile of a stopped server to <cpuProfDir>/<profileName>.cpuprofile. */
 function collectProfile (profileName: string): void {
@@ -324,7 +324,8 @@ async function startServer (target: TargetDef, redisUrl: string | undefined, pro
     nodeArgs.push('--cpu-prof', '--cpu-prof-dir', join(cpuProfDir, profileName))
   }
   nodeArgs.push(join(root, 'bench/targets', target.file))
-  const child = spawnNode(nodeArgs, { ...target.env, PORT: String(port), REDIS_URL: redisUrl ?? '' })
+  const memFile = join(tmpdir(), `fastify-realtime-bench-mem-${port}.json`)
+  const child = spawnNode(nodeArgs, { ...target.env, PORT: String(port), REDIS_URL: redisUrl ?? '', BENCH_MEM_FILE: memFile })
   const stderr = tail(child.stderr, 4000, verbose)
   await new Promise<void>((resolve, reject) => {
     let text = ''
@@ -347,7 +348,7 @@ async function startServer (target: TargetDef, redisUrl: string | undefined, pro
   child.once('exit', (code, signal) => {
     if (code !== 0 && signal !== 'SIGTERM' && signal !== 'SIGKILL') log(`${target.name} on port ${port} exited (${code ?? signal}): ${stderr()}`)
   })
-  return { child, pid: child.pid!, port, stderr, profileName: cpuProfDir === undefined ? undefined : profileName }
+  return { child, pid: child.pid!, port, stderr, profileName: cpuProfDir === undefined ? undefined : profileName, memFile }
 }
 
 function loadArgs (scenario: Scenario, target: TargetDef, servers: Server[], redis: RedisProc | undefined): { args: string[], timeoutS: number } {
@@ -379,7 +380,7 @@ function loadArgs (scenario: Scenario, target: TargetDef, servers: Server[], red
     case 's4':
       return {
         args: [...common, '--members', String(options.idleConnections), '--channels', String(options.idleChannels),
-          '--warm-connections', String(Math.min(100, options.idleConnections))],
+          '--warm-connections', String(Math.min(100, options.idleConnections)), '--mem-file', servers[0]!.memFile],
         timeoutS: connectS * 2 + 30
       }
     case 's5':
@@ -431,7 +432,10 @@ async function runOne (scenario: Scenario, target: TargetDef, rep: number, redis
   } finally {
     // Long grace: a --cpu-prof target writes its profile on exit.
     await Promise.all(servers.map(async (s) => await stopChild(s.child, cpuProfDir !== undefined ? 20_000 : 5000)))
-    for (const s of servers) if (s.profileName !== undefined) collectProfile(s.profileName)
+    for (const s of servers) {
+      if (s.profileName !== undefined) collectProfile(s.profileName)
+      rmSync(s.memFile, { force: true })
+    }
   }
 }
 
@@ -442,13 +446,24 @@ function oneLine (r: RunRecord): string {
   const client = x.clientCpu.user + x.clientCpu.system
   const bg = x.otherCpuS > 0.05 ? `, background ${x.otherCpuS.toFixed(2)} s` : ''
   if (r.scenario === 's4') {
-    return `${x.rss!.perConnectionKiB.toFixed(2)} KiB/connection, ${x.connect.perSec.toFixed(0)} connections/s, server CPU ${serverCpu.toFixed(2)} s${bg}`
+    return `${x.rss!.perConnectionKiB.toFixed(2)} KiB RSS/connection (heap+external ${x.heap?.perConnectionKiB.toFixed(2) ?? '?'} KiB), ${x.connect.perSec.toFixed(0)} connections/s, server CPU ${serverCpu.toFixed(2)} s${bg}`
   }
   if (r.scenario === 's5') {
     return `fan-out ${x.fanoutMs!.map((v) => v.toFixed(1)).join('/')} ms, ${(serverCpu / x.deliveries * 1e6).toFixed(2)} µs server CPU/delivery, ${x.connect.perSec.toFixed(0)} connections/s${bg}`
   }
   return `${x.deliveriesPerSec.toFixed(0)} deliveries/s, p50 ${x.latency.p50.toFixed(2)} ms, p99 ${x.latency.p99.toFixed(2)} ms, ` +
     `server ${(serverCpu / x.deliveries * 1e6).toFixed(2)} µs/delivery (${serverCpu.toFixed(2)} s), client ${client.toFixed(2)} s${bg}`
+}
+
+/** The commit the run measured, and whether lib/ had uncommitted changes then. */
+function gitState (): { commit: string, libDirty: boolean } {
+  try {
+    const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim()
+    const dirty = execFileSync('git', ['status', '--porcelain', '--', 'lib'], { cwd: root, encoding: 'utf8' }).trim() !== ''
+    return { commit, libDirty: dirty }
+  } catch {
+    return { commit: 'unknown', libDirty: false }
+  }
 }
 
 function versionOf (pkg: string): string {
@@ -533,6 +548,7 @@ async function main (): Promise<void> {
       },
       options: { reps, ...options, quietWait, quietThreshold, maxBackground, retries },
       targets: Object.fromEntries(TARGETS.map((t) => [t.name, t.description])),
+      git: gitState(),
       smoke: args.smoke === true
     },
     runs

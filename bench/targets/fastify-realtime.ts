@@ -8,7 +8,9 @@ import realtimePlugin, { memoryAdapter, redisAdapter } from '../../lib/index.js'
 import { ACTION } from '../common.js'
 import { host, lifecycle, port, ready, redisUrl } from './shared.js'
 
-const app = Fastify({ logger: false })
+// BENCH_LOG_LEVEL=warn (or debug...) logs to stderr, which `npm run bench -- --verbose` shows.
+const level = process.env.BENCH_LOG_LEVEL
+const app = Fastify({ logger: level === undefined || level === '' ? false : { level, stream: process.stderr } })
 await app.register(realtimePlugin, {
   actions: { [ACTION]: Type.Object({ t: Type.Number(), pad: Type.String() }) },
   adapter: redisUrl === undefined ? memoryAdapter() : redisAdapter({ url: redisUrl })

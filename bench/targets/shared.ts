@@ -4,6 +4,7 @@
  * memory scenario calls it before reading VmRSS), and a clean exit on SIGTERM/SIGINT so `--cpu-prof` writes
  * its profile.
  */
+import { renameSync, writeFileSync } from 'node:fs'
 
 export const port = Number(process.env.PORT ?? 0)
 export const host = '127.0.0.1'
@@ -26,10 +27,18 @@ export function lifecycle (close: () => Promise<void> | void): void {
   }
   process.once('SIGTERM', exit)
   process.once('SIGINT', exit)
-  // Not SIGUSR1: Node reserves it for the inspector.
+  // Not SIGUSR1: Node reserves it for the inspector. After the GC, process.memoryUsage() goes to BENCH_MEM_FILE
+  // (written to a temporary name and renamed, so a reader never sees half a file).
   process.on('SIGUSR2', () => {
     const gc = (globalThis as { gc?: () => void }).gc
     gc?.()
+    const file = process.env.BENCH_MEM_FILE
+    if (file !== undefined && file !== '') {
+      try {
+        writeFileSync(`${file}.tmp`, JSON.stringify({ at: Date.now(), ...process.memoryUsage() }))
+        renameSync(`${file}.tmp`, file)
+      } catch {}
+    }
   })
   // The harness owns our stdout pipe; if it dies (even by SIGKILL) we must not linger as an orphan.
   process.stdout.on('error', exit)
