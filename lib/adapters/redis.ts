@@ -4,7 +4,7 @@
  */
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { once } from 'node:events'
-import type { Redis } from 'ioredis'
+import { Redis } from 'ioredis'
 import fastifyRedis from '@fastify/redis'
 import type { MessageHandler, RealtimeAdapter } from './adapter.js'
 import { callHandlers } from './handlers.js'
@@ -41,7 +41,8 @@ interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
  * Connection errors are logged once per state change, never per message.
  *
  * @throws FST_REALTIME_INVALID_OPTION at creation when both `url` and `client` are given, and at register time
- *   when neither is and `@fastify/redis` is not registered.
+ *   when neither is and `@fastify/redis` is not registered; FST_REALTIME_UNAVAILABLE at register time when `url`
+ *   cannot be reached (fail fast instead of a plugin timeout).
  */
 export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapter {
   const prefix = options.prefix ?? DEFAULT_REDIS_PREFIX
@@ -85,7 +86,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
     if (sub === undefined) {
       if (pub === undefined) throw new FST_REALTIME_INVALID_OPTION('redisAdapter has no Redis client')
       pub.on('error', onError)
-      sub = pub.duplicate({ autoResubscribe: false, enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+      sub = pub.duplicate({ lazyConnect: false, autoResubscribe: false, enableOfflineQueue: false, maxRetriesPerRequest: 0 })
       sub.on('message', onMessage)
       sub.on('error', onError)
       sub.on('ready', onSubscriberReady)
@@ -117,12 +118,20 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
     async init (fastify: FastifyInstance) {
       log = fastify.log
       if (options.url !== undefined) {
-        const url = options.url
+        // No offline queue and no retry of in-flight commands: a publish is answered now, never replayed later.
+        const client = new Redis(options.url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 })
+        client.on('error', onError)
+        try {
+          await client.connect()
+        } catch (err) {
+          client.disconnect()
+          throw new FST_REALTIME_UNAVAILABLE(`cannot connect to Redis: ${(err as Error).message}`)
+        }
+        // @fastify/redis in a private context: the app's own fastify.redis stays free, and it quits the client on close.
         await fastify.register(async function realtimeRedis (child) {
-          // No offline queue and no retry of in-flight commands: a publish is answered now, never replayed later.
-          await child.register(fastifyRedis, { url, enableOfflineQueue: false, maxRetriesPerRequest: 0 })
-          pub = child.redis
+          await child.register(fastifyRedis, { client, closeClient: true })
         })
+        pub = client
       } else if (pub === undefined) {
         if (!fastify.hasDecorator('redis')) {
           throw new FST_REALTIME_INVALID_OPTION('redisAdapter() needs { url }, { client } or @fastify/redis registered before fastify-realtime')
