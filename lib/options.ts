@@ -2,6 +2,7 @@
  * Register options of the plugin: their types, defaults and validation. A bad option throws
  * `FST_REALTIME_INVALID_OPTION` at register time, never later.
  */
+import type { IncomingMessage } from 'node:http'
 import type { FastifyRequest } from 'fastify'
 import type { TSchema } from 'typebox'
 import { Compile, type Validator } from 'typebox/compile'
@@ -75,6 +76,12 @@ export interface RealtimePluginOptions<A extends { [K in keyof A]: TSchema } = A
   allowedOrigins?: AllowedOrigins
   /** Path of an HTTP health route serving `app.realtime.health()` (200 ok, 503 degraded). Default none. */
   healthRoute?: string
+  /**
+   * Picks the subprotocol answered in `Sec-WebSocket-Protocol` (RFC 6455 §4.2.2) from those the client offered,
+   * or `false` for none. Needed when clients pass a token as a subprotocol (`new WebSocket(url, ['bearer', token])`):
+   * answer `'bearer'`. Default: none chosen.
+   */
+  handleProtocols?: (protocols: Set<string>, request: IncomingMessage) => string | false
 }
 
 /** Options after defaults and validation. */
@@ -96,6 +103,7 @@ export interface ResolvedOptions {
   maxConnections: number
   originCheck: OriginCheck
   healthRoute: string | undefined
+  handleProtocols: RealtimePluginOptions['handleProtocols']
 }
 
 /** Applies defaults and validates every option. @throws FST_REALTIME_INVALID_OPTION */
@@ -123,7 +131,8 @@ export function resolveOptions (opts: RealtimePluginOptions<any>): ResolvedOptio
     limiter: createFrameLimiter(opts.rateLimit),
     maxConnections: count(opts.maxConnections, 0, 'maxConnections', 0),
     originCheck: createOriginCheck(opts.allowedOrigins),
-    healthRoute: opts.healthRoute === undefined ? undefined : routePath(opts.healthRoute, 'healthRoute')
+    healthRoute: opts.healthRoute === undefined ? undefined : routePath(opts.healthRoute, 'healthRoute'),
+    handleProtocols: optionalFunction(opts.handleProtocols, 'handleProtocols')
   }
 }
 

@@ -44,7 +44,11 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
 
   if (!fastify.hasDecorator('websocketServer')) {
     // closeTimeout (ws >= 8.18) bounds each close handshake; @types/ws does not list it yet.
-    const wsOptions = { maxPayload: options.maxPayload, closeTimeout: options.closeTimeout }
+    const wsOptions = {
+      maxPayload: options.maxPayload,
+      closeTimeout: options.closeTimeout,
+      ...(options.handleProtocols === undefined ? {} : { handleProtocols: options.handleProtocols })
+    }
     await fastify.register(websocket, {
       options: wsOptions,
       // The default error handler terminate()s the socket, which drops a close frame ws already queued
