@@ -129,3 +129,15 @@ t.test('refused handshakes carry a JSON body without internals', async (t) => {
   t.match(raw, /"message":"Unauthorized"/)
   t.notMatch(raw, /hunter2|"stack"/)
 })
+
+t.test('@fastify/rate-limit limits upgrade requests per IP (429 before the 101)', async (t) => {
+  const rateLimit = (await import('@fastify/rate-limit')).default
+  const { app, url } = await startServer({}, async (app) => {
+    await app.register(rateLimit, { max: 2, timeWindow: 60_000 })
+  })
+  t.teardown(() => app.close())
+  const a = await connect(url)
+  const b = await connect(url)
+  t.equal(await refusedStatus(url), 429, 'the third upgrade from this IP in the window')
+  await Promise.all([a.close(), b.close()])
+})
