@@ -397,6 +397,21 @@ t.test('close codes 1008 and 1003 end the client: no retry, calls reject CLOSED'
   }
 })
 
+t.test('close codes 1011 and 1013 are retried', async (t) => {
+  const { app, url } = await startServer()
+  t.teardown(() => app.close())
+  const server = track(app)
+  const client = await open(url, { deviceId: 'retried' })
+  t.teardown(() => client.close())
+  for (const [i, code] of [1011, 1013].entries()) {
+    const closed = nextEvent<CloseDetail>(client, 'close')
+    server.sockets('retried')[i]!.close(code, 'later')
+    t.same(await closed, { code, reason: 'later', willReconnect: true })
+    t.same(await nextEvent<OpenDetail>(client, 'open'), { deviceId: 'retried', reconnected: true })
+  }
+  t.equal(server.sockets('retried').length, 3)
+})
+
 t.test('a frame over maxPayload gets 1009, which ends the client', async (t) => {
   const { app, url } = await startServer({ maxPayload: 1024 })
   t.teardown(() => app.close())
