@@ -351,7 +351,7 @@ function esc (s: string): string {
 function colour (target: string): string {
   if (target.startsWith('fastify-realtime')) return '#2563eb'
   if (target.startsWith('socket.io')) return '#d97706'
-  if (target === 'ws-prebuilt') return '#86a17c'
+  if (target.startsWith('ws-prebuilt')) return '#86a17c'
   return '#4d7c0f'
 }
 

@@ -43,6 +43,7 @@ export const TARGETS: TargetDef[] = [
   { name: 'fastify-realtime', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 1, redis: false, description: 'this plugin, memory adapter, default options' },
   { name: 'ws-raw', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, description: 'ws alone: Map channel -> Set, same JSON frames, send() in a loop' },
   { name: 'ws-prebuilt', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_WS_MODE: 'prebuilt' }, description: 'ws-raw with the WebSocket frame built once per message (Sender.frame + _sender.sendFrame)' },
+  { name: 'ws-prebuilt-write', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_WS_MODE: 'prebuilt-write' }, description: 'ws-raw with header + payload built once into one Buffer and written with ws._socket.write (not in the default runs: --targets)' },
   { name: 'socket.io', file: 'socketio.ts', protocol: 'socketio', nodes: 1, redis: false, description: 'Socket.IO 4, websocket transport only, rooms, io.to(room).emit' },
   { name: 'fastify-realtime+redis', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 2, redis: true, description: 'this plugin, redisAdapter({ url }), two nodes' },
   { name: 'ws+ioredis', file: 'ws-raw.ts', protocol: 'realtime', nodes: 2, redis: true, description: 'ws-raw with an ioredis PUBLISH/SUBSCRIBE between two nodes' },
@@ -439,6 +440,12 @@ async function runOne (scenario: Scenario, target: TargetDef, rep: number, redis
   }
 }
 
+/** CPU used by other processes during the measured window, in cores. */
+function backgroundShare (r: RunRecord): number {
+  const x = r.result
+  return x === undefined || x.seconds <= 0 ? 0 : x.otherCpuS / x.seconds
+}
+
 function oneLine (r: RunRecord): string {
   if (!r.ok || r.result === undefined) return `FAILED: ${r.errors.join('; ').slice(0, 600)}`
   const x = r.result
@@ -477,9 +484,12 @@ function versionOf (pkg: string): string {
 async function main (): Promise<void> {
   const plan: Array<{ scenario: Scenario, targets: TargetDef[] }> = scenarios.map((scenario) => ({
     scenario,
-    targets: SCENARIO_TARGETS[scenario]
-      .filter((name) => targetFilter.size === 0 || targetFilter.has(name))
-      .map((name) => TARGETS.find((t) => t.name === name)!)
+    targets: [
+      ...SCENARIO_TARGETS[scenario].filter((name) => targetFilter.size === 0 || targetFilter.has(name)),
+      // Targets outside the defaults (ws-prebuilt-write) run when asked for, in the scenarios they fit.
+      ...[...targetFilter].filter((name) => !SCENARIO_TARGETS[scenario].includes(name) &&
+        TARGETS.find((t) => t.name === name)!.redis === (scenario === 's3'))
+    ].map((name) => TARGETS.find((t) => t.name === name)!)
   })).filter((p) => p.targets.length > 0)
   if (plan.length === 0) throw new Error('nothing to run: no target of the chosen scenarios matches --targets')
   if (cpuProfDir !== undefined) mkdirSync(cpuProfDir, { recursive: true })
@@ -500,21 +510,26 @@ async function main (): Promise<void> {
         // Rotate the order so that no target always runs first (or right after the same neighbour).
         const order = targets.map((_, i) => targets[(i + rep - 1) % targets.length]!)
         for (const target of order) {
-          let record: RunRecord
-          for (let attempt = 0; ; attempt++) {
+          // Another job taking a share of the cores during the measured window distorts the run: measure
+          // again (up to --retries times) and keep the attempt with the least background load.
+          let best: RunRecord | undefined
+          let bestBackground = Infinity
+          for (let attempt = 0; attempt <= retries; attempt++) {
             await waitQuiet()
             log(`${scenario} rep ${rep}/${reps} ${target.name} ...`)
-            record = await runOne(scenario, target, rep, redis)
-            record.attempts = attempt + 1
+            const record = await runOne(scenario, target, rep, redis)
             log(`${scenario} rep ${rep}/${reps} ${target.name}: ${oneLine(record)} [${record.wallSeconds.toFixed(0)} s]`)
-            // Another job took a share of the cores during the measured window: measure again.
-            const x = record.result
-            const background = x === undefined || x.seconds <= 0 ? 0 : x.otherCpuS / x.seconds
-            if (!record.ok || background <= maxBackground || attempt >= retries) break
+            const background = backgroundShare(record)
+            if (best === undefined || (record.ok && (!best.ok || background < bestBackground))) {
+              best = record
+              bestBackground = background
+            }
+            best.attempts = attempt + 1
+            if (!record.ok || background <= maxBackground || attempt === retries) break
             log(`background load ${(background * 100).toFixed(0)} % of a core > ${(maxBackground * 100).toFixed(0)} %: running it again`)
             await sleep(2000)
           }
-          runs.push(record)
+          runs.push(best!)
           await sleep(300)
         }
       }

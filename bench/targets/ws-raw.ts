@@ -5,6 +5,8 @@
  *
  * BENCH_WS_MODE=prebuilt builds the WebSocket frame once per message (ws `Sender.frame`) and writes it to
  * every member with `ws._sender.sendFrame`, as Socket.IO's in-memory adapter does (`wsPreEncodedFrame`).
+ * BENCH_WS_MODE=prebuilt-write goes one step further: header and payload concatenated once into one Buffer,
+ * written with `ws._socket.write` (one write() per member instead of cork + two writes + uncork -> writev).
  * With REDIS_URL, messages go through Redis pub/sub (ioredis): "ws + ioredis", one PUBLISH per message and
  * one SUBSCRIBE per channel per node.
  */
@@ -18,7 +20,10 @@ type SenderFrame = (data: Buffer, options: { fin: boolean, opcode: number, mask:
 // @types/ws does not declare the Sender class; it is a public export of ws nonetheless.
 const Sender = createRequire(import.meta.url)('ws').Sender as { frame: SenderFrame }
 
-const prebuilt = process.env.BENCH_WS_MODE === 'prebuilt'
+const mode = process.env.BENCH_WS_MODE ?? ''
+const prebuilt = mode === 'prebuilt'
+/** BENCH_WS_MODE=prebuilt-write: header and payload in one Buffer, written straight to the net.Socket. */
+const prebuiltWrite = mode === 'prebuilt-write'
 const channels = new Map<string, Set<WebSocket>>()
 const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/
 let counter = 0
@@ -26,7 +31,13 @@ let counter = 0
 function fanOut (channel: string, frame: string): void {
   const members = channels.get(channel)
   if (members === undefined) return
-  if (prebuilt) {
+  if (prebuiltWrite) {
+    const list = Sender.frame(Buffer.from(frame), { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false })
+    const buf = list.length === 1 ? list[0]! : Buffer.concat(list)
+    for (const ws of members) {
+      if (ws.readyState === 1) (ws as unknown as { _socket: { write: (b: Buffer) => boolean } })._socket.write(buf)
+    }
+  } else if (prebuilt) {
     const list = Sender.frame(Buffer.from(frame), { fin: true, opcode: 1, mask: false, readOnly: false, rsv1: false })
     for (const ws of members) {
       if (ws.readyState === 1) (ws as unknown as { _sender: SenderInternals })._sender.sendFrame(list)
