@@ -34,6 +34,10 @@ export async function startRedis (): Promise<RedisServer> {
       '--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--loglevel', 'notice'
     ], { stdio: ['ignore', 'pipe', 'inherit'] })
     child = proc
+    // Never outlive the test process, even when it fails or is killed by a timeout.
+    const reap = (): void => { proc.kill('SIGKILL') }
+    process.once('exit', reap)
+    proc.once('exit', () => process.off('exit', reap))
     // Wait for redis' own ready line (a notice-level log) instead of polling the port.
     await new Promise<void>((resolve, reject) => {
       let out = ''
