@@ -5,10 +5,14 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { MessageHandler, RealtimeAdapter } from './adapters/adapter.js'
+import { textFrame } from './frame.js'
 
-/** Anything that can receive a delivery: a connection. `deliver` must not throw. */
+/**
+ * Anything that can receive a delivery: a connection. `deliver` gets the message payload and the complete
+ * WebSocket frame carrying it (both built once per message, shared by every member); it must not throw.
+ */
 export interface Member {
-  deliver: (frame: Buffer) => void
+  deliver: (payload: Buffer, frame: Buffer) => void
 }
 
 interface TopicEntry {
@@ -78,12 +82,13 @@ export class ChannelRegistry {
 
   #create (topic: string): TopicEntry {
     const members = new Set<Member>()
-    // One handler per topic, not per message: serialise-once frames are turned into bytes once per node and
-    // the same Buffer is written to every member.
+    // One handler per topic, not per message: a delivery serialised once at the publishing node is turned into
+    // bytes and framed once per node, and the same Buffer is written to every member.
     const handler: MessageHandler = (message) => {
       if (members.size === 0) return
-      const frame = Buffer.from(message)
-      for (const member of members) member.deliver(frame)
+      const payload = Buffer.from(message)
+      const frame = textFrame(payload)
+      for (const member of members) member.deliver(payload, frame)
     }
     const entry: TopicEntry = { members, pending: 0, handler, ready: this.#adapter.subscribe(topic, handler) }
     // The promise is awaited by add(); this guard only keeps an early rejection from being "unhandled".

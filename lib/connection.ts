@@ -4,12 +4,14 @@
  * when the socket closes.
  */
 import { once } from 'node:events'
+import type { Socket } from 'node:net'
 import type { WebSocket, RawData } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
 import type { ChannelRegistry, Member } from './channels.js'
 import type { RealtimeAdapter } from './adapters/adapter.js'
 import { CHANNEL_TOPIC_PREFIX, CloseCode, DEVICE_TOPIC_PREFIX } from './constants.js'
 import type { Counters, Inflight } from './counters.js'
+import { writeCorked } from './frame.js'
 import type { ResolvedOptions } from './options.js'
 import { Verdict, type FrameLimiter } from './rate-limit.js'
 import {
@@ -64,6 +66,11 @@ export class Connection implements Member, RealtimeConnection {
   readonly #log: FastifyBaseLogger
   readonly #deviceTopic: string
   readonly #limitKey: string
+  /**
+   * The TCP socket under ws, for writing prebuilt frames; undefined when an extension (permessage-deflate,
+   * negotiated only if the app enabled it) must transform each frame, in which case ws.send() is used.
+   */
+  readonly #raw: Socket | undefined
 
   constructor (ctx: ConnectionContext, socket: WebSocket, deviceId: string, auth: unknown) {
     this.#ctx = ctx
@@ -72,6 +79,7 @@ export class Connection implements Member, RealtimeConnection {
     this.auth = auth
     this.#deviceTopic = DEVICE_TOPIC_PREFIX + deviceId
     this.#limitKey = ctx.limiter?.perDevice === true ? deviceId : `c${++serial}`
+    this.#raw = socket.extensions === '' ? (socket as unknown as { _socket: Socket })._socket : undefined
     this.#log = ctx.log.child({ deviceId })
     ctx.connections.add(this)
     socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
@@ -88,17 +96,19 @@ export class Connection implements Member, RealtimeConnection {
   }
 
   /**
-   * Writes a delivery frame: the same Buffer for every member. Called once per member per message, so it
-   * allocates nothing itself. Over `maxBufferedBytes` of unsent data the connection is a slow consumer.
+   * Writes a delivery: the prebuilt frame, the same Buffer for every member, straight to the TCP socket (corked
+   * for the tick). Called once per member per message, so it allocates nothing itself. Over `maxBufferedBytes`
+   * of unsent data the connection is a slow consumer.
    */
-  deliver (frame: Buffer): void {
+  deliver (payload: Buffer, frame: Buffer): void {
     const socket = this.#socket
     if (socket.readyState !== WS_OPEN) return
     if (socket.bufferedAmount > this.#ctx.options.maxBufferedBytes) {
       this.#slowConsumer()
       return
     }
-    socket.send(frame, TEXT)
+    if (this.#raw === undefined) socket.send(payload, TEXT)
+    else writeCorked(this.#raw, frame)
   }
 
   /** Sends one serialised server frame. */

@@ -230,3 +230,21 @@ t.test('a client that claims no upgrade and speaks ws later is handled', async (
   await new Promise((resolve) => ws.once('close', resolve))
   t.pass('open and close without frames is fine')
 })
+
+t.test('deliveries stay correct when the app enabled permessage-deflate (frames go through ws, not prebuilt)', async (t) => {
+  const websocket = (await import('@fastify/websocket')).default
+  const { app, url } = await startServer({}, async (app) => {
+    await app.register(websocket, { options: { perMessageDeflate: true, maxPayload: 65536 } })
+  })
+  t.teardown(() => app.close())
+  const a = await connect(url, { perMessageDeflate: true })
+  const b = await connect(url, { perMessageDeflate: true })
+  t.match(a.ws.extensions, /permessage-deflate/, 'negotiated')
+  await a.join('z')
+  await b.join('z')
+  const text = 'compressible '.repeat(200)
+  a.send({ type: 'action', channel: 'z', action: 'chat.message', payload: { text } })
+  t.same((await b.next({ type: 'message' })).payload, { text })
+  t.same((await a.next({ type: 'message' })).payload, { text })
+  await Promise.all([a.close(), b.close()])
+})
