@@ -15,6 +15,7 @@
  *   npm run bench:smoke                             # tiny, for CI: no timing assertion
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { once } from 'node:events'
 import { mkdirSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { cpus, tmpdir, totalmem, release } from 'node:os'
@@ -43,7 +44,7 @@ export const TARGETS: TargetDef[] = [
   { name: 'fastify-realtime', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 1, redis: false, description: 'this plugin, memory adapter, default options' },
   { name: 'ws-raw', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, description: 'ws alone: Map channel -> Set, same JSON frames, send() in a loop' },
   { name: 'ws-prebuilt', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_WS_MODE: 'prebuilt' }, description: 'ws-raw with the WebSocket frame built once per message (Sender.frame + _sender.sendFrame)' },
-  { name: 'ws-prebuilt-write', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_WS_MODE: 'prebuilt-write' }, description: 'ws-raw with header + payload built once into one Buffer and written with ws._socket.write (not in the default runs: --targets)' },
+  { name: 'ws-prebuilt-write', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_WS_MODE: 'prebuilt-write' }, description: 'ws-raw with header + payload built once into one Buffer per message and written with ws._socket.write' },
   { name: 'socket.io', file: 'socketio.ts', protocol: 'socketio', nodes: 1, redis: false, description: 'Socket.IO 4, websocket transport only, rooms, io.to(room).emit' },
   { name: 'fastify-realtime+redis', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 2, redis: true, description: 'this plugin, redisAdapter({ url }), two nodes' },
   { name: 'ws+ioredis', file: 'ws-raw.ts', protocol: 'realtime', nodes: 2, redis: true, description: 'ws-raw with an ioredis PUBLISH/SUBSCRIBE between two nodes' },
@@ -52,11 +53,11 @@ export const TARGETS: TargetDef[] = [
 
 /** Targets of each scenario; the first one is fastify-realtime, the reference of the ratios. */
 export const SCENARIO_TARGETS: Record<Scenario, string[]> = {
-  s1: ['fastify-realtime', 'ws-raw', 'ws-prebuilt', 'socket.io'],
-  s2: ['fastify-realtime', 'ws-raw', 'ws-prebuilt', 'socket.io'],
+  s1: ['fastify-realtime', 'ws-raw', 'ws-prebuilt', 'ws-prebuilt-write', 'socket.io'],
+  s2: ['fastify-realtime', 'ws-raw', 'ws-prebuilt', 'ws-prebuilt-write', 'socket.io'],
   s3: ['fastify-realtime+redis', 'ws+ioredis', 'socket.io+redis-adapter'],
   s4: ['fastify-realtime', 'ws-raw', 'socket.io'],
-  s5: ['fastify-realtime', 'ws-raw', 'ws-prebuilt', 'socket.io']
+  s5: ['fastify-realtime', 'ws-raw', 'ws-prebuilt', 'ws-prebuilt-write', 'socket.io']
 }
 
 const { values: args } = parseArgs({
@@ -473,6 +474,20 @@ function gitState (): { commit: string, libDirty: boolean } {
   }
 }
 
+/** A hash of every file under lib/: compared at the start and the end to catch a lib/ changed during the run. */
+function libHash (): string {
+  const hash = createHash('sha256')
+  const walk = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true }).sort((a, b) => a.name.localeCompare(b.name))) {
+      const path = join(dir, entry.name)
+      if (entry.isDirectory()) walk(path)
+      else if (entry.isFile()) hash.update(path).update(readFileSync(path))
+    }
+  }
+  walk(join(root, 'lib'))
+  return hash.digest('hex').slice(0, 16)
+}
+
 function versionOf (pkg: string): string {
   try {
     return (JSON.parse(readFileSync(join(root, 'node_modules', pkg, 'package.json'), 'utf8')) as { version: string }).version
@@ -495,6 +510,8 @@ async function main (): Promise<void> {
   if (cpuProfDir !== undefined) mkdirSync(cpuProfDir, { recursive: true })
 
   const cpuModel = cpus()[0]?.model ?? 'unknown'
+  const gitAtStart = gitState()
+  const libAtStart = libHash()
   let redisVersion = 'not used'
   let redis: RedisProc | undefined
   const started = Date.now()
@@ -563,7 +580,7 @@ async function main (): Promise<void> {
       },
       options: { reps, ...options, quietWait, quietThreshold, maxBackground, retries },
       targets: Object.fromEntries(TARGETS.map((t) => [t.name, t.description])),
-      git: gitState(),
+      git: { ...gitAtStart, libChangedDuringRun: libHash() !== libAtStart },
       smoke: args.smoke === true
     },
     runs
@@ -574,6 +591,7 @@ async function main (): Promise<void> {
   log(`wrote ${relative(process.cwd(), out.json)}, ${relative(process.cwd(), out.md)}, ${relative(process.cwd(), out.svg)} ` +
     `in ${((Date.now() - started) / 60000).toFixed(1)} min`)
 
+  if (results.meta.git?.libChangedDuringRun === true) log('WARNING: lib/ changed during the run: the figures mix two versions')
   const failed = runs.filter((r) => !r.ok)
   const empty = runs.filter((r) => r.ok && r.scenario !== 's4' && (r.result?.deliveries ?? 0) === 0)
   if (failed.length > 0 || empty.length > 0) {
