@@ -1,6 +1,7 @@
 // Counts the tests of the last `tap` run from its saved TAP streams (.tap/test-results/**/*.tap): every
-// top-level `ok` / `not ok` of a file is one test (a `t.test(...)` block). Prints "N passed, N failed" and
-// exits non-zero when anything failed, when npm test itself failed, or when no test ran at all.
+// top-level `ok` / `not ok` of a file is one test (a `t.test(...)` block). Further arguments `name=status`
+// (e.g. `bench:smoke=0`) count as one test each. Prints "N passed, N failed" and exits non-zero when anything
+// failed, when npm test itself failed, or when no test ran at all.
 import { readdirSync, readFileSync } from 'node:fs'
 import { join } from 'node:path'
 
@@ -34,6 +35,11 @@ function count (file) {
 }
 
 walk(root)
+for (const arg of process.argv.slice(3)) {
+  const [name, code] = arg.split('=')
+  if (Number(code) === 0) passed++
+  else { failed++; failures.push(`${name} exited with ${code}`) }
+}
 if (status !== 0 && failed === 0) { failed++; failures.push(`npm test exited with ${status} (type check or a crashed test file)`) }
 if (passed + failed === 0) { failed++; failures.push('no test results found') }
 for (const f of failures) console.log(`FAILED: ${f}`)
