@@ -3,7 +3,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { createServer } from 'node:net'
+import { freePort } from '../../bench/common.js'
 
 export interface RedisServer {
   port: number
@@ -12,16 +12,6 @@ export interface RedisServer {
   stop: (hard?: boolean) => Promise<void>
   /** Starts it again on the same port. */
   start: () => Promise<void>
-}
-
-async function freePort (): Promise<number> {
-  const server = createServer()
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  await once(server, 'close')
-  return port
 }
 
 /** Starts redis-server (from PATH) and returns a handle; register `t.teardown(redis.stop)`. */
