@@ -63,3 +63,30 @@ t.test('rateLimit: a lower app limit, and false disables it', async (t) => {
   t.ok((await Promise.all(many)).every((f) => f.type === 'left'))
   await Promise.all([c.close(), u.close()])
 })
+
+t.test('rateLimit.perDevice: one budget per deviceId, shared across nodes through Redis', async (t) => {
+  const { Redis } = await import('ioredis')
+  const { startRedis } = await import('./helpers/redis.js')
+  const { redisAdapter } = await import('../lib/index.js')
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const store = new Redis({ port: redis.port, host: '127.0.0.1' })
+  t.teardown(() => store.quit())
+  const options = () => ({ adapter: redisAdapter({ url: redis.url }), rateLimit: { max: 6, timeWindow: 60_000, perDevice: { redis: store } } })
+  const a = await startServer(options())
+  const b = await startServer(options())
+  t.teardown(() => Promise.all([a.app.close(), b.app.close()]))
+  const onA = await connect(`${a.url}?deviceId=shared`)
+  const onB = await connect(`${b.url}?deviceId=shared`)
+  const other = await connect(`${b.url}?deviceId=other`)
+  const leave = async (c: typeof onA, id: number) => {
+    const reply = await c.request({ type: 'leave', channel: 'x', id })
+    return reply.type === 'error' ? reply.code : reply.type
+  }
+  const replies = []
+  for (let i = 0; i < 4; i++) replies.push(await leave(onA, i))
+  for (let i = 4; i < 8; i++) replies.push(await leave(onB, i))
+  t.same(replies, ['left', 'left', 'left', 'left', 'left', 'left', 'RATE_LIMITED', 'RATE_LIMITED'], 'six frames in all, whichever node')
+  t.equal(await leave(other, 100), 'left', 'another deviceId has its own budget')
+  await Promise.all([onA.close(), onB.close(), other.close()])
+})
