@@ -9,10 +9,12 @@
  * Every child is spawned through `sh -c 'ulimit -n <hard limit>; exec node ...'` (so its pid is the node pid
  * that /proc is read from) and killed on exit, error, SIGINT or SIGTERM.
  *
- *   npm run bench                                   # everything, ~20 min on 2 cores
+ *   npm run bench                                   # everything, 12-15 min on 2 cores when the machine is quiet
  *   npm run bench -- --scenarios s1 --reps 5        # one scenario
- *   npm run bench -- --scenarios s1 --targets fastify-realtime --reps 1 --cpu-prof bench/profiles
+ *   npm run bench -- --scenarios s1 --targets fastify-realtime --reps 1 --cpu-prof /tmp/fastify-realtime-prof
  *   npm run bench:smoke                             # tiny, for CI: no timing assertion
+ *
+ * Every flag, the method and the committed results: docs/benchmarks.md.
  */
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process'
 import { createHash } from 'node:crypto'
