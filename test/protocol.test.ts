@@ -248,3 +248,14 @@ t.test('deliveries stay correct when the app enabled permessage-deflate (frames 
   t.same((await a.next({ type: 'message' })).payload, { text })
   await Promise.all([a.close(), b.close()])
 })
+
+t.test('maxPayload holds (1009) even when the app registered @fastify/websocket with a larger limit', async (t) => {
+  const websocket = (await import('@fastify/websocket')).default
+  const { app, url } = await startServer({ maxPayload: 1024 }, async (app) => {
+    await app.register(websocket, { options: { maxPayload: 1024 * 1024 } })
+  })
+  t.teardown(() => app.close())
+  const c = await connect(url)
+  c.send({ type: 'action', channel: 'x', action: 'chat.message', payload: { text: 'x'.repeat(2000) } })
+  t.equal((await c.closed).code, 1009)
+})
