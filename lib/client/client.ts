@@ -338,7 +338,7 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
  * ```ts
  * const client = createClient<typeof actions>('ws://127.0.0.1:3000/ws', { deviceId: 'web-1' })
  * await client.join('lobby')
- * client.on('lobby', 'chat.message', (payload, { from }) => console.log(from, payload.text))
+ * client.on('lobby', 'chat.message', (payload, { from }) => render(from, payload.text))
  * await client.publish('lobby', 'chat.message', { text: 'hi' })
  * ```
  * @param url the full endpoint (`ws://host:3000/ws`; `http(s):` and, in a browser, relative URLs are accepted)

@@ -4,9 +4,9 @@
  * ```ts
  * import { createClient } from 'fastify-realtime/client'
  * const client = createClient<typeof actions>('ws://127.0.0.1:3000/ws')
- * client.addEventListener('open', (e) => console.log('welcome', e.detail.deviceId))
+ * client.addEventListener('open', (e) => showStatus(`welcome ${e.detail.deviceId}`))
  * await client.join('lobby')
- * client.on('lobby', 'chat.message', (payload, { from }) => console.log(from, payload.text))
+ * client.on('lobby', 'chat.message', (payload, { from }) => render(from, payload.text))
  * await client.publish('lobby', 'chat.message', { text: 'hi' })
  * ```
  * Only type imports reach outside this folder (plus the pure `constants.js`), so a browser bundle of this entry
