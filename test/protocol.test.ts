@@ -178,7 +178,7 @@ t.test('server publish and sendToDevice', async (t) => {
 })
 
 t.test('heartbeat terminates a connection that stops answering pings', async (t) => {
-  const { app, url } = await startServer({ heartbeatInterval: 30 })
+  const { app, url } = await startServer({ heartbeatInterval: 250 })
   t.teardown(() => app.close())
   const silent = await connect(url, { autoPong: false })
   const healthy = await connect(url)
