@@ -70,11 +70,6 @@ export class ChannelRegistry {
     return this.#topics.size
   }
 
-  /** Number of members of `topic` on this node. */
-  memberCount (topic: string): number {
-    return this.#topics.get(topic)?.members.size ?? 0
-  }
-
   /** Topic names this node holds, for diagnostics and tests. */
   topics (): string[] {
     return [...this.#topics.keys()]

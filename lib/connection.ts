@@ -13,10 +13,10 @@ import { CHANNEL_TOPIC_PREFIX, CloseCode, DEVICE_TOPIC_PREFIX } from './constant
 import type { Counters, Inflight } from './counters.js'
 import { writeCorked } from './frame.js'
 import type { ResolvedOptions } from './options.js'
-import { Verdict, type FrameLimiter } from './rate-limit.js'
+import { Verdict } from './rate-limit.js'
 import {
   type ActionFrame, type ClientFrame, type ErrorFrame, type RequestId, type WireErrorCode,
-  ackFrame, errorFrame, membershipFrame, messageFrame, parseClientFrame, toDetails, welcomeFrame
+  ackFrame, errorFrame, membershipFrame, messageFrame, parseClientFrame, payloadErrors, welcomeFrame
 } from './protocol.js'
 
 /** The view of a connection given to `authorizeJoin`, `authorizePublish` and other hooks. */
@@ -36,7 +36,6 @@ export interface ConnectionContext {
   adapter: RealtimeAdapter
   registry: ChannelRegistry
   options: ResolvedOptions
-  limiter: FrameLimiter | undefined
   log: FastifyBaseLogger
   connections: Set<Connection>
   counters: Counters
@@ -78,7 +77,7 @@ export class Connection implements Member, RealtimeConnection {
     this.deviceId = deviceId
     this.auth = auth
     this.#deviceTopic = DEVICE_TOPIC_PREFIX + deviceId
-    this.#limitKey = ctx.limiter?.perDevice === true ? deviceId : `c${++serial}`
+    this.#limitKey = ctx.options.limiter?.perDevice === true ? deviceId : `c${++serial}`
     this.#raw = socket.extensions === '' ? (socket as unknown as { _socket: Socket })._socket : undefined
     this.#log = ctx.log.child({ deviceId })
     ctx.connections.add(this)
@@ -166,7 +165,7 @@ export class Connection implements Member, RealtimeConnection {
       return
     }
     const text = buf.toString()
-    const limiter = this.#ctx.limiter
+    const limiter = this.#ctx.options.limiter
     if (limiter === undefined) {
       this.#handle(text)
       return
@@ -302,8 +301,9 @@ export class Connection implements Member, RealtimeConnection {
       this.#error('NOT_JOINED', `Join "${channel}" before publishing to it`, id)
       return undefined
     }
-    if (!validator.Check(payload)) {
-      this.#error('VALIDATION_FAILED', `Payload of "${action}" is invalid`, id, toDetails(validator.Errors(payload), '/payload'))
+    const details = payloadErrors(validator, payload)
+    if (details !== undefined) {
+      this.#error('VALIDATION_FAILED', `Payload of "${action}" is invalid`, id, details)
       return undefined
     }
     const authorizePublish = this.#ctx.options.authorizePublish

@@ -29,11 +29,11 @@ function flush (): void {
 }
 
 /**
- * Writes `frame` to `socket`, corking the socket on its first write of the tick. Every write of the same tick then
+ * Writes `frame` to `socket`, corking the socket on its first write of the loop iteration. Every write of it then
  * leaves in one `writev` at the end of this event-loop iteration (`setImmediate`, after every I/O callback of the
  * poll phase, so frames from several reads share it): a burst of messages costs one syscall per socket,
  * not one per message. ws corks and uncorks within each of its own sends, so a socket still corked here was corked
- * by us in this tick.
+ * by us in this iteration.
  */
 export function writeCorked (socket: Socket, frame: Buffer): void {
   if (socket.writableCorked === 0) {

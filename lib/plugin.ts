@@ -16,7 +16,8 @@ import { resolveOptions, type RealtimePluginOptions } from './options.js'
 import { DeviceId, isDeviceId } from './protocol.js'
 import { createRealtime } from './realtime.js'
 
-interface Handshake { deviceId: string, auth: unknown }
+/** What the checks before the 101 decided; `forget` drops it if the socket closes before the upgrade. */
+interface Handshake { deviceId: string, auth: unknown, forget: () => void }
 
 const querystring = Type.Object({ deviceId: Type.Optional(DeviceId) })
 
@@ -30,17 +31,15 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
     adapter,
     registry: new ChannelRegistry(adapter, log),
     options,
-    limiter: options.limiter,
     log,
     connections: new Set(),
     counters: createCounters(),
     inflight: new Inflight()
   }
   const { connections } = ctx
-  const state = { closing: false }
-  const handshakes = new WeakMap<FastifyRequest, Handshake>()
-  /** Upgrades past the checks whose socket is not a connection yet: they count against maxConnections. */
-  const upgrading = new Set<FastifyRequest>()
+  const state = { closing: false, closed: false }
+  /** Upgrades past the checks whose socket is not a connection yet; they count against maxConnections. */
+  const handshakes = new Map<FastifyRequest, Handshake>()
 
   if (!fastify.hasDecorator('websocketServer')) {
     // closeTimeout (ws >= 8.18) bounds each close handshake; @types/ws does not list it yet.
@@ -75,7 +74,7 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
       if (!request.ws) return
       if (state.closing) return refuse(reply, 503, 'Server is shutting down')
       if (!originCheck(request)) return refuse(reply, 403, 'Origin not allowed')
-      if (maxConnections > 0 && connections.size + upgrading.size >= maxConnections) {
+      if (maxConnections > 0 && connections.size + handshakes.size >= maxConnections) {
         return refuse(reply, 503, 'Too many connections')
       }
       const asked = (request.query as { deviceId?: string }).deviceId
@@ -90,9 +89,9 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
       }
       const deviceId = auth?.deviceId ?? asked ?? randomUUID()
       if ((asked !== undefined && asked !== deviceId) || !isDeviceId(deviceId)) return refuse(reply, 403)
-      handshakes.set(request, { deviceId, auth })
-      upgrading.add(request)
-      request.raw.socket.once('close', () => upgrading.delete(request))
+      const forget = (): void => { handshakes.delete(request) }
+      handshakes.set(request, { deviceId, auth, forget })
+      request.raw.socket.once('close', forget)
     },
     handler (_request, reply) {
       return reply.code(426).header('upgrade', 'websocket').send({
@@ -101,7 +100,9 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
     },
     wsHandler (socket, request) {
       const handshake = handshakes.get(request)!
-      upgrading.delete(request)
+      handshakes.delete(request)
+      // The TCP socket lives on as the WebSocket's: drop the listener, or it would keep the request alive.
+      request.raw.socket.off('close', handshake.forget)
       const connection = new Connection(ctx, socket, handshake.deviceId, handshake.auth)
       if (state.closing) connection.close(CloseCode.GOING_AWAY, 'server shutting down')
     }
@@ -137,6 +138,7 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
 
   fastify.addHook('onClose', async () => {
     await adapter.close()
+    state.closed = true
   })
 }
 

@@ -3,7 +3,7 @@
  * wire error codes and frame builders. Pure functions: no sockets, no Redis.
  */
 import Type, { type Static, type TSchema } from 'typebox'
-import { Compile } from 'typebox/compile'
+import { Compile, type Validator } from 'typebox/compile'
 import sjson from 'secure-json-parse'
 import { ACTION_PATTERN, CHANNEL_PATTERN, DEVICE_ID_PATTERN, MAX_ID_LENGTH } from './constants.js'
 
@@ -108,6 +108,14 @@ export function isActionName (action: unknown): action is string {
 /** Maps TypeBox errors to `{ path, message }`, with `prefix` prepended to each JSON pointer. */
 export function toDetails (errors: ReadonlyArray<{ instancePath: string, message: string }>, prefix = ''): ValidationDetail[] {
   return errors.map((e) => ({ path: prefix + e.instancePath, message: e.message }))
+}
+
+/**
+ * Checks an action's payload with its compiled validator: `undefined` when valid, else the failing JSON paths
+ * under `/payload` (errors are only computed on failure: `Errors()` is ~50x slower than `Check()`).
+ */
+export function payloadErrors (validator: Validator, payload: unknown): ValidationDetail[] | undefined {
+  return validator.Check(payload) ? undefined : toDetails(validator.Errors(payload), '/payload')
 }
 
 /** Result of parsing one client frame. */

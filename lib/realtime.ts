@@ -11,7 +11,7 @@ import {
   FST_REALTIME_INVALID_CHANNEL, FST_REALTIME_INVALID_DEVICE_ID, FST_REALTIME_UNKNOWN_ACTION,
   FST_REALTIME_VALIDATION_FAILED
 } from './errors.js'
-import { isChannelName, isDeviceId, messageFrame, toDetails } from './protocol.js'
+import { isChannelName, isDeviceId, messageFrame, payloadErrors } from './protocol.js'
 
 /** Counters of one node, from `app.realtime.stats()`. */
 export interface RealtimeStats extends Counters {
@@ -59,18 +59,15 @@ export interface Realtime<A extends { [K in keyof A]: TSchema }> {
 }
 
 /** Builds the decorator over the plugin's shared state. */
-export function createRealtime (ctx: ConnectionContext, state: { closing: boolean }): Realtime<any> {
+export function createRealtime (ctx: ConnectionContext, state: { closing: boolean, closed: boolean }): Realtime<any> {
   const { adapter, registry, connections, counters, inflight } = ctx
   const actions = ctx.options.actions
 
   function frame (channel: string | undefined, action: string, payload: unknown): string {
     const validator = actions.get(action)
     if (validator === undefined) throw new FST_REALTIME_UNKNOWN_ACTION(action)
-    if (!validator.Check(payload)) {
-      const err = new FST_REALTIME_VALIDATION_FAILED(action)
-      Object.assign(err, { details: toDetails(validator.Errors(payload), '/payload') })
-      throw err
-    }
+    const details = payloadErrors(validator, payload)
+    if (details !== undefined) throw Object.assign(new FST_REALTIME_VALIDATION_FAILED(action), { details })
     return messageFrame(channel, action, payload, null)
   }
 
@@ -88,7 +85,7 @@ export function createRealtime (ctx: ConnectionContext, state: { closing: boolea
       return { connections: connections.size, topics: registry.topicCount, inflight: inflight.count, ...counters }
     },
     health () {
-      const adapterStatus = adapter.status?.() ?? 'ready'
+      const adapterStatus = adapter.status?.() ?? (state.closed ? 'closed' : 'ready')
       return {
         status: adapterStatus === 'ready' && !state.closing ? 'ok' : 'degraded',
         adapter: adapterStatus,

@@ -141,3 +141,11 @@ t.test('@fastify/rate-limit limits upgrade requests per IP (429 before the 101)'
   t.equal(await refusedStatus(url), 429, 'the third upgrade from this IP in the window')
   await Promise.all([a.close(), b.close()])
 })
+
+t.test('health() reports the adapter closed after app.close(), even for an adapter without status()', async (t) => {
+  const { status: _status, ...withoutStatus } = memoryAdapter()
+  const { app } = await startServer({ adapter: withoutStatus })
+  t.equal(app.realtime.health().adapter, 'ready')
+  await app.close()
+  t.match(app.realtime.health(), { status: 'degraded', adapter: 'closed' })
+})
