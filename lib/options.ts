@@ -14,6 +14,7 @@ import {
   DEFAULT_MAX_PAYLOAD, DEFAULT_PATH
 } from './constants.js'
 import { FST_REALTIME_INVALID_OPTION } from './errors.js'
+import { integerOption } from './option-checks.js'
 import { isActionName, isSchema } from './protocol.js'
 import { createFrameLimiter, type FrameLimiter, type RateLimitOptions } from './rate-limit.js'
 import { createOriginCheck, type AllowedOrigins, type OriginCheck } from './origin.js'
@@ -120,16 +121,16 @@ export function resolveOptions (opts: RealtimePluginOptions<any>): ResolvedOptio
     adapter,
     authenticate: optionalFunction(opts.authenticate, 'authenticate'),
     authorizeJoin: optionalFunction(opts.authorizeJoin, 'authorizeJoin'),
-    maxPayload: count(opts.maxPayload, DEFAULT_MAX_PAYLOAD, 'maxPayload', 1),
-    maxChannelsPerConnection: count(opts.maxChannelsPerConnection, DEFAULT_MAX_CHANNELS_PER_CONNECTION, 'maxChannelsPerConnection', 1),
-    heartbeatInterval: count(opts.heartbeatInterval, DEFAULT_HEARTBEAT_INTERVAL, 'heartbeatInterval', 0),
-    closeTimeout: count(opts.closeTimeout, DEFAULT_CLOSE_TIMEOUT, 'closeTimeout', 1),
-    maxDepth: count(opts.maxDepth, DEFAULT_MAX_DEPTH, 'maxDepth', 1),
+    maxPayload: integerOption(opts.maxPayload, DEFAULT_MAX_PAYLOAD, 'maxPayload', 1),
+    maxChannelsPerConnection: integerOption(opts.maxChannelsPerConnection, DEFAULT_MAX_CHANNELS_PER_CONNECTION, 'maxChannelsPerConnection', 1),
+    heartbeatInterval: integerOption(opts.heartbeatInterval, DEFAULT_HEARTBEAT_INTERVAL, 'heartbeatInterval', 0),
+    closeTimeout: integerOption(opts.closeTimeout, DEFAULT_CLOSE_TIMEOUT, 'closeTimeout', 1),
+    maxDepth: integerOption(opts.maxDepth, DEFAULT_MAX_DEPTH, 'maxDepth', 1),
     authorizePublish: optionalFunction(opts.authorizePublish, 'authorizePublish'),
-    maxBufferedBytes: count(opts.maxBufferedBytes, DEFAULT_MAX_BUFFERED_BYTES, 'maxBufferedBytes', 1),
+    maxBufferedBytes: integerOption(opts.maxBufferedBytes, DEFAULT_MAX_BUFFERED_BYTES, 'maxBufferedBytes', 1),
     slowConsumer: oneOf(opts.slowConsumer, ['close', 'drop'] as const, 'slowConsumer'),
     limiter: createFrameLimiter(opts.rateLimit),
-    maxConnections: count(opts.maxConnections, 0, 'maxConnections', 0),
+    maxConnections: integerOption(opts.maxConnections, 0, 'maxConnections', 0),
     originCheck: createOriginCheck(opts.allowedOrigins),
     healthRoute: opts.healthRoute === undefined ? undefined : routePath(opts.healthRoute, 'healthRoute'),
     handleProtocols: optionalFunction(opts.handleProtocols, 'handleProtocols')
@@ -172,13 +173,5 @@ function oneOf<T extends string> (value: unknown, allowed: readonly T[], name: s
 
 function optionalFunction<F> (value: F | undefined, name: string): F | undefined {
   if (value !== undefined && typeof value !== 'function') throw new FST_REALTIME_INVALID_OPTION(`${name} must be a function`)
-  return value
-}
-
-function count (value: unknown, fallback: number, name: string, min: number): number {
-  if (value === undefined) return fallback
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < min) {
-    throw new FST_REALTIME_INVALID_OPTION(`${name} must be an integer >= ${min}, got ${JSON.stringify(value)}`)
-  }
   return value
 }

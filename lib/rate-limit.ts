@@ -6,6 +6,7 @@ import type { Redis } from 'ioredis'
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible'
 import { DEFAULT_RATE_LIMIT_MAX, DEFAULT_RATE_LIMIT_WINDOW } from './constants.js'
 import { FST_REALTIME_INVALID_OPTION } from './errors.js'
+import { integerOption } from './option-checks.js'
 
 /** Options of the inbound rate limit. */
 export interface RateLimitOptions {
@@ -37,10 +38,8 @@ export function createFrameLimiter (options: RateLimitOptions | false | undefine
   if (options !== undefined && (options === null || typeof options !== 'object')) {
     throw new FST_REALTIME_INVALID_OPTION('rateLimit must be an object or false')
   }
-  const max = options?.max ?? DEFAULT_RATE_LIMIT_MAX
-  const timeWindow = options?.timeWindow ?? DEFAULT_RATE_LIMIT_WINDOW
-  if (!Number.isSafeInteger(max) || max < 1) throw new FST_REALTIME_INVALID_OPTION('rateLimit.max must be an integer >= 1')
-  if (!Number.isSafeInteger(timeWindow) || timeWindow < 1) throw new FST_REALTIME_INVALID_OPTION('rateLimit.timeWindow must be an integer >= 1 (ms)')
+  const max = integerOption(options?.max, DEFAULT_RATE_LIMIT_MAX, 'rateLimit.max', 1)
+  const timeWindow = integerOption(options?.timeWindow, DEFAULT_RATE_LIMIT_WINDOW, 'rateLimit.timeWindow (ms)', 1)
   const base = { points: max, duration: timeWindow / 1000 }
   let limiter: RateLimiterAbstract = new RateLimiterMemory(base)
   const perDevice = options?.perDevice

@@ -22,7 +22,17 @@ const invalid: Array<[string, Record<string, unknown>]> = [
   ['maxChannelsPerConnection string', { maxChannelsPerConnection: '10' }],
   ['heartbeatInterval negative', { heartbeatInterval: -1 }],
   ['closeTimeout zero', { closeTimeout: 0 }],
-  ['maxDepth zero', { maxDepth: 0 }]
+  ['maxDepth zero', { maxDepth: 0 }],
+  ['rateLimit not an object', { rateLimit: 5 }],
+  ['rateLimit.max zero', { rateLimit: { max: 0 } }],
+  ['rateLimit.timeWindow fractional', { rateLimit: { timeWindow: 0.5 } }],
+  ['rateLimit.perDevice without a client', { rateLimit: { perDevice: {} } }],
+  ['slowConsumer unknown policy', { slowConsumer: 'kill' }],
+  ['maxBufferedBytes zero', { maxBufferedBytes: 0 }],
+  ['maxConnections negative', { maxConnections: -1 }],
+  ['allowedOrigins a string', { allowedOrigins: 'https://a.example' }],
+  ['healthRoute without slash', { healthRoute: 'health' }],
+  ['authorizePublish not a function', { authorizePublish: 1 }]
 ]
 
 for (const [name, options] of invalid) {

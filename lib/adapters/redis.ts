@@ -8,6 +8,7 @@ import { Redis } from 'ioredis'
 import fastifyRedis from '@fastify/redis'
 import type { MessageHandler, RealtimeAdapter } from './adapter.js'
 import { callHandlers } from './handlers.js'
+import { integerOption } from '../option-checks.js'
 import { DEFAULT_REDIS_PREFIX, DEFAULT_SUBSCRIBE_TIMEOUT } from '../constants.js'
 import { FST_REALTIME_ADAPTER_CLOSED, FST_REALTIME_INVALID_OPTION, FST_REALTIME_UNAVAILABLE } from '../errors.js'
 
@@ -46,11 +47,8 @@ interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
  */
 export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapter {
   const prefix = options.prefix ?? DEFAULT_REDIS_PREFIX
-  const subscribeTimeout = options.subscribeTimeout ?? DEFAULT_SUBSCRIBE_TIMEOUT
+  const subscribeTimeout = integerOption(options.subscribeTimeout, DEFAULT_SUBSCRIBE_TIMEOUT, 'redisAdapter subscribeTimeout (ms)', 1)
   if (typeof prefix !== 'string') throw new FST_REALTIME_INVALID_OPTION('redisAdapter prefix must be a string')
-  if (!Number.isSafeInteger(subscribeTimeout) || subscribeTimeout < 1) {
-    throw new FST_REALTIME_INVALID_OPTION('redisAdapter subscribeTimeout must be an integer >= 1 (ms)')
-  }
   if (options.url !== undefined && options.client !== undefined) {
     throw new FST_REALTIME_INVALID_OPTION('redisAdapter accepts either url or client, not both')
   }
@@ -85,7 +83,8 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
   function subscriber (): Redis {
     if (sub === undefined) {
       if (pub === undefined) throw new FST_REALTIME_INVALID_OPTION('redisAdapter has no Redis client')
-      pub.on('error', onError)
+      // The url client got this listener before connecting; the others get it here, once.
+      if (!pub.listeners('error').includes(onError)) pub.on('error', onError)
       sub = pub.duplicate({ lazyConnect: false, autoResubscribe: false, enableOfflineQueue: false, maxRetriesPerRequest: 0 })
       sub.on('message', onMessage)
       sub.on('error', onError)

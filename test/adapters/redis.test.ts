@@ -81,6 +81,8 @@ t.test('init: { url } opens and later closes its own connection', async (t) => {
 
 t.test('option errors', async (t) => {
   t.throws(() => redisAdapter({ url: redis.url, client: client() }), { code: 'FST_REALTIME_INVALID_OPTION' })
+  t.throws(() => redisAdapter({ subscribeTimeout: 0 }), { code: 'FST_REALTIME_INVALID_OPTION' })
+  t.throws(() => redisAdapter({ prefix: 1 as unknown as string }), { code: 'FST_REALTIME_INVALID_OPTION' })
   const app = Fastify()
   await t.rejects(redisAdapter().init!(app) as Promise<void>, { code: 'FST_REALTIME_INVALID_OPTION' })
   await app.close()
