@@ -3,7 +3,6 @@
  * own, from PATH, on a free loopback port). Prints heap, RSS and registry size before and after, and the Redis
  * subscriptions left. `npm run soak -- --cycles 20000 --concurrency 50`
  */
-import { once } from 'node:events'
 import { parseArgs } from 'node:util'
 import { pathToFileURL } from 'node:url'
 import Fastify from 'fastify'
@@ -12,6 +11,7 @@ import { Redis } from 'ioredis'
 import WebSocket from 'ws'
 import realtimePlugin, { redisAdapter } from '../lib/index.js'
 import { startRedis } from '../test/helpers/redis.js'
+import { serverSocketsClosed } from '../test/helpers/wait.js'
 
 export interface SoakResult {
   cycles: number
@@ -68,7 +68,7 @@ export async function runSoak ({ cycles = 20_000, concurrency = 50 } = {}): Prom
     }))
     const seconds = (performance.now() - started) / 1000
     // Server-side close handlers run when each TCP socket closes; wait for the last ones.
-    await Promise.all([...app.websocketServer.clients].map((ws) => once(ws, 'close')))
+    await serverSocketsClosed(app)
     await app.realtime.adapter.subscribe('soak-sync', () => {}) // a round trip orders the last UNSUBSCRIBEs
     await app.realtime.adapter.unsubscribe('soak-sync', () => {})
     global.gc?.()

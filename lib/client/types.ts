@@ -3,10 +3,11 @@
  * state and the details of its lifecycle events.
  */
 import type { Static, TSchema } from 'typebox'
+import type { ActionMap } from '../options.js'
 import type { RealtimeError } from './errors.js'
 
 /** A map of action name -> TypeBox schema of its payload: the same object the server registers as `actions`. */
-export type ClientActionMap = { [name: string]: TSchema }
+export type ClientActionMap = ActionMap
 
 /** The action names of the map `A`. */
 export type ActionName<A> = keyof A & string
