@@ -68,11 +68,15 @@ export type RequestId = Static<typeof RequestId>
 /** One failing location of a validation: a JSON pointer into the frame and a human message. */
 export interface ValidationDetail { path: string, message: string }
 
-/** Server -> client frames. */
+/** Server -> client: always the first frame of a connection, with the deviceId it was given or assigned. */
 export interface WelcomeFrame { type: 'welcome', deviceId: string }
+/** Server -> client: the join succeeded and the node's subscription is active; `id` echoes the request's. */
 export interface JoinedFrame { type: 'joined', channel: string, id?: RequestId }
+/** Server -> client: the connection no longer receives the channel (also for a channel it had not joined). */
 export interface LeftFrame { type: 'left', channel: string, id?: RequestId }
+/** Server -> client: the adapter accepted the publish of the action that carried this `id`. */
 export interface AckFrame { type: 'ack', id: RequestId }
+/** Server -> client: a request failed; `details` lists failing JSON paths for BAD_REQUEST / VALIDATION_FAILED. */
 export interface ErrorFrame {
   type: 'error', code: WireErrorCode, message: string, id?: RequestId, details?: ValidationDetail[]
 }
