@@ -52,6 +52,9 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
   if (options.url !== undefined && options.client !== undefined) {
     throw new FST_REALTIME_INVALID_OPTION('redisAdapter accepts either url or client, not both')
   }
+  if (options.url !== undefined && (typeof options.url !== 'string' || !REDIS_URL.test(options.url))) {
+    throw new FST_REALTIME_INVALID_OPTION(`redisAdapter url must be a redis:// or rediss:// URL, got ${JSON.stringify(options.url)}`)
+  }
 
   const topics = new Map<string, TopicEntry>()
   let pub: Redis | undefined = options.client
@@ -93,6 +96,24 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
     return sub
   }
 
+  /** Resolves when `client` is ready, at most `subscribeTimeout` ms from now. @throws FST_REALTIME_UNAVAILABLE */
+  async function whenReady (client: Redis, role: string): Promise<void> {
+    if (client.status === 'ready') return
+    // An app client built with lazyConnect waits for its first command: connect it now (errors arrive as events).
+    if (client.status === 'wait') client.connect().catch(() => {})
+    let cause: Error | undefined
+    const remember = (err: Error): void => { cause ??= err }
+    client.on('error', remember)
+    try {
+      await once(client, 'ready', { signal: AbortSignal.timeout(subscribeTimeout) })
+    } catch {
+      const why = cause === undefined ? `not ready within ${subscribeTimeout} ms` : describe(cause)
+      throw new FST_REALTIME_UNAVAILABLE(`the ${role} Redis connection (${describeClient(client)}) is not ready: ${why}`)
+    } finally {
+      client.off('error', remember)
+    }
+  }
+
   function connected (): boolean {
     return pub?.status === 'ready' && sub?.status === 'ready'
   }
@@ -119,13 +140,19 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
       if (options.url !== undefined) {
         // No offline queue and no retry of in-flight commands: a publish is answered now, never replayed later.
         const client = new Redis(options.url, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 })
-        client.on('error', onError)
+        // ioredis rejects connect() with a bare "Connection is closed."; the cause arrives as an 'error' event first.
+        let cause: Error | undefined
+        const remember = (err: Error): void => { cause ??= err }
+        client.on('error', remember)
         try {
           await client.connect()
         } catch (err) {
           client.disconnect()
-          throw new FST_REALTIME_UNAVAILABLE(`cannot connect to Redis: ${(err as Error).message}`)
+          throw new FST_REALTIME_UNAVAILABLE(`cannot connect to Redis at ${redactUrl(options.url)}: ${describe(cause ?? err as Error)}`)
+        } finally {
+          client.off('error', remember)
         }
+        client.on('error', onError)
         // @fastify/redis in a private context: the app's own fastify.redis stays free, and it quits the client on close.
         await fastify.register(async function realtimeRedis (child) {
           await child.register(fastifyRedis, { client, closeClient: true })
@@ -137,7 +164,8 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
         }
         pub = fastify.redis
       }
-      subscriber()
+      // ready() means ready: both the publishing and the subscribing connection are up before register resolves.
+      await Promise.all([whenReady(pub, 'publishing'), whenReady(subscriber(), 'subscribing')])
     },
 
     status () {
@@ -200,4 +228,32 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
       }
     }
   }
+}
+
+/** A redis:// or rediss:// URL (ioredis also takes unix socket paths; pass a `client` for those). */
+const REDIS_URL = /^rediss?:\/\/\S*$/
+
+/** The URL with its password replaced by `***`, for error messages and logs. */
+export function redactUrl (url: string): string {
+  try {
+    const parsed = new URL(url)
+    if (parsed.password !== '') parsed.password = '***'
+    return parsed.toString()
+  } catch {
+    return '(unparseable URL)'
+  }
+}
+
+/** host:port of an ioredis client, for error messages (never its password). */
+function describeClient (client: Redis): string {
+  const { host, port, path } = client.options
+  return path !== undefined && path !== null && path !== '' ? path : `${host ?? '127.0.0.1'}:${port ?? 6379}`
+}
+
+/** An error's system code (ECONNREFUSED, ENOTFOUND...) and message, or a hint for a non-Redis peer. */
+function describe (err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code
+  if (code !== undefined) return `${code} (${err.message})`
+  if (/RESP|Protocol error/i.test(err.message)) return `protocol error, is this port a Redis server? (${err.message})`
+  return err.message
 }

@@ -2,7 +2,11 @@ import t from 'tap'
 import { Redis } from 'ioredis'
 import Fastify from 'fastify'
 import fastifyRedis from '@fastify/redis'
-import { redisAdapter } from '../../lib/index.js'
+import { createServer } from 'node:http'
+import { once } from 'node:events'
+import type { AddressInfo } from 'node:net'
+import Type from 'typebox'
+import realtimePlugin, { redisAdapter } from '../../lib/index.js'
 import { adapterConformance } from '../../lib/adapters/conformance.js'
 import { startRedis } from '../helpers/redis.js'
 
@@ -11,8 +15,8 @@ t.teardown(() => redis.stop())
 const clients: Redis[] = []
 t.teardown(async () => { await Promise.all(clients.map((c) => c.quit())) })
 
-function client (): Redis {
-  const c = new Redis({ port: redis.port, host: '127.0.0.1' })
+function client (lazyConnect = false): Redis {
+  const c = new Redis({ port: redis.port, host: '127.0.0.1', lazyConnect })
   clients.push(c)
   return c
 }
@@ -86,4 +90,48 @@ t.test('option errors', async (t) => {
   const app = Fastify()
   await t.rejects(redisAdapter().init!(app) as Promise<void>, { code: 'FST_REALTIME_INVALID_OPTION' })
   await app.close()
+})
+
+t.test('ready() means ready: publish right after it succeeds and health() is ok', async (t) => {
+  for (const [name, adapter] of [
+    ['url', () => redisAdapter({ url: redis.url })],
+    ['client not yet connected', () => redisAdapter({ client: client(true) })]
+  ] as const) {
+    for (let i = 0; i < 3; i++) {
+      const app = Fastify()
+      await app.register(realtimePlugin, { actions: { 'chat.message': Type.Object({ text: Type.String() }) }, adapter: adapter() })
+      await app.ready()
+      t.equal(app.realtime.health().status, 'ok', `${name} #${i}: health ok at ready()`)
+      await app.realtime.publish('room', 'chat.message', { text: 'hi' })
+      t.pass(`${name} #${i}: publish at ready() accepted`)
+      await app.close()
+    }
+  }
+})
+
+t.test('connection errors name the URL (password redacted) and the cause', async (t) => {
+  const http = createServer((_req, res) => res.end('not redis'))
+  await once(http.listen(0, '127.0.0.1'), 'listening')
+  t.teardown(() => http.close())
+  const httpPort = (http.address() as AddressInfo).port
+  const cases: Array<[string, RegExp]> = [
+    ['redis://127.0.0.1:1', /redis:\/\/127\.0\.0\.1:1.*ECONNREFUSED/],
+    ['redis://no-such-host.invalid:6379', /no-such-host\.invalid.*ENOTFOUND/],
+    [`redis://127.0.0.1:${httpPort}`, /protocol error, is this port a Redis server/],
+    ['redis://user:s3cret@127.0.0.1:1', /redis:\/\/user:\*\*\*@127\.0\.0\.1:1.*ECONNREFUSED/]
+  ]
+  for (const [url, message] of cases) {
+    const app = Fastify()
+    const err = await app.register(realtimePlugin, { adapter: redisAdapter({ url }) }).ready().then(() => undefined, (err: Error) => err)
+    t.match(err, { code: 'FST_REALTIME_UNAVAILABLE', message }, url.replace(/:[^:@/]+@/, ':***@'))
+    t.notMatch(err?.message ?? '', /s3cret/, 'never the password')
+    await app.close().catch(() => {})
+  }
+})
+
+t.test('url must be a redis:// URL: an empty string is refused, never a silent localhost', async (t) => {
+  for (const url of ['', '127.0.0.1:6379', 'http://127.0.0.1:6379', 42]) {
+    t.throws(() => redisAdapter({ url: url as string }), { code: 'FST_REALTIME_INVALID_OPTION' }, JSON.stringify(url))
+  }
+  t.doesNotThrow(() => redisAdapter({ url: 'rediss://cache.example:6380/2' }))
 })
