@@ -18,14 +18,15 @@ declare module '../lib/index.js' {
 
 const port = Number(process.env.PORT ?? 3000)
 const host = process.env.HOST ?? '127.0.0.1'
-const redisUrl = process.env.REDIS_URL
+const redisUrl = process.env.REDIS_URL === '' ? undefined : process.env.REDIS_URL // REDIS_URL= (empty) means unset
 
 const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
 
 await app.register(fastifyStatic, { root: fileURLToPath(new URL('./public/', import.meta.url)) })
 await app.register(realtimePlugin, {
   actions,
-  adapter: redisUrl === undefined ? memoryAdapter() : redisAdapter({ url: redisUrl })
+  adapter: redisUrl === undefined ? memoryAdapter() : redisAdapter({ url: redisUrl }),
+  healthRoute: '/health' // 200 {"status":"ok",...} while the adapter is up, 503 when degraded: for load balancers
 })
 
 // Publishing from an HTTP route: curl -XPOST localhost:3000/announce -H 'content-type: application/json' \

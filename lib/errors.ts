@@ -38,3 +38,13 @@ export const FST_REALTIME_ADAPTER_CLOSED = createError(
  */
 export const FST_REALTIME_UNAVAILABLE = createError(
   'FST_REALTIME_UNAVAILABLE', 'The realtime adapter is not connected: %s', 503)
+
+/**
+ * The plugin was registered twice in one Fastify context (or in a child of a context that has it), where the
+ * second `fastify.realtime` would shadow the first. Two endpoints work from two sibling encapsulated contexts.
+ */
+export const FST_REALTIME_ALREADY_REGISTERED = createError(
+  'FST_REALTIME_ALREADY_REGISTERED',
+  'fastify-realtime is already registered in this context (fastify.realtime exists). For a second endpoint, register ' +
+  'it in its own encapsulated context with its own path: app.register(async (child) => { await child.register(realtimePlugin, ' +
+  "{ path: '/other' }) }); see the README section \"Several endpoints in one app\"", 500)

@@ -85,6 +85,19 @@ export interface RealtimePluginOptions<A extends { [K in keyof A]: TSchema } = A
   handleProtocols?: (protocols: Set<string>, request: IncomingMessage) => string | false
 }
 
+/**
+ * Every option name of `RealtimePluginOptions`; `register` refuses any other key (a misspelt `maxPayloads` must not
+ * be silently ignored). The type check below fails the build when an option is added without being listed here.
+ */
+export const KNOWN_OPTIONS = [
+  'path', 'actions', 'adapter', 'authenticate', 'authorizeJoin', 'maxPayload', 'maxChannelsPerConnection',
+  'heartbeatInterval', 'closeTimeout', 'maxDepth', 'authorizePublish', 'maxBufferedBytes', 'slowConsumer', 'rateLimit',
+  'maxConnections', 'allowedOrigins', 'healthRoute', 'handleProtocols'
+] as const satisfies ReadonlyArray<keyof RealtimePluginOptions>
+// Compile-time: an option of the interface missing from KNOWN_OPTIONS makes this `false` and fails the type check.
+const everyOptionKnown: Exclude<keyof RealtimePluginOptions, typeof KNOWN_OPTIONS[number]> extends never ? true : false = true
+void everyOptionKnown
+
 /** Options after defaults and validation. */
 export interface ResolvedOptions {
   path: string
@@ -110,6 +123,7 @@ export interface ResolvedOptions {
 /** Applies defaults and validates every option. @throws FST_REALTIME_INVALID_OPTION */
 export function resolveOptions (opts: RealtimePluginOptions<any>): ResolvedOptions {
   if (opts === null || typeof opts !== 'object') throw new FST_REALTIME_INVALID_OPTION('options must be an object')
+  refuseUnknown(opts)
   const path = routePath(opts.path ?? DEFAULT_PATH, 'path')
   const adapter = opts.adapter ?? memoryAdapter()
   if (!isAdapter(adapter)) {
@@ -174,4 +188,15 @@ function oneOf<T extends string> (value: unknown, allowed: readonly T[], name: s
 function optionalFunction<F> (value: F | undefined, name: string): F | undefined {
   if (value !== undefined && typeof value !== 'function') throw new FST_REALTIME_INVALID_OPTION(`${name} must be a function`)
   return value
+}
+
+const known = new Set<string>(KNOWN_OPTIONS)
+/** Fastify's own register options, which reach the plugin function alongside ours. */
+const FASTIFY_REGISTER_OPTIONS = new Set(['prefix', 'logLevel', 'logSerializers'])
+
+function refuseUnknown (opts: object): void {
+  const unknown = Object.keys(opts).filter((key) => !known.has(key) && !FASTIFY_REGISTER_OPTIONS.has(key))
+  if (unknown.length === 0) return
+  throw new FST_REALTIME_INVALID_OPTION(
+    `unknown option${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => JSON.stringify(k)).join(', ')}; the options are ${KNOWN_OPTIONS.join(', ')}`)
 }

@@ -12,6 +12,7 @@ import { ChannelRegistry } from './channels.js'
 import { Connection, type ConnectionContext } from './connection.js'
 import { CloseCode } from './constants.js'
 import { createCounters, Inflight } from './counters.js'
+import { FST_REALTIME_ALREADY_REGISTERED } from './errors.js'
 import { resolveOptions, type RealtimePluginOptions } from './options.js'
 import { DeviceId, isDeviceId } from './protocol.js'
 import { createRealtime } from './realtime.js'
@@ -22,6 +23,7 @@ interface Handshake { deviceId: string, auth: unknown, forget: () => void }
 const querystring = Type.Object({ deviceId: Type.Optional(DeviceId) })
 
 async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<any>): Promise<void> {
+  if (fastify.hasDecorator('realtime')) throw new FST_REALTIME_ALREADY_REGISTERED()
   const options = resolveOptions(opts)
   const { adapter, authenticate, originCheck, maxConnections } = options
   const log = fastify.log.child({ plugin: 'fastify-realtime' })
@@ -73,7 +75,12 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
     async preHandler (request, reply) {
       if (!request.ws) return
       if (state.closing) return refuse(reply, 503, 'Server is shutting down')
-      if (!originCheck(request)) return refuse(reply, 403, 'Origin not allowed')
+      if (!originCheck(request)) {
+        request.log.info({ origin: request.headers.origin, host: request.headers.host },
+          'fastify-realtime: upgrade refused (403), Origin not allowed; list it in the allowedOrigins option to accept it ' +
+          '(CORS settings do not apply to WebSocket upgrades)')
+        return refuse(reply, 403, 'Origin not allowed')
+      }
       if (maxConnections > 0 && connections.size + handshakes.size >= maxConnections) {
         return refuse(reply, 503, 'Too many connections')
       }

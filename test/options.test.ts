@@ -1,4 +1,5 @@
 import t from 'tap'
+import { Writable } from 'node:stream'
 import Fastify from 'fastify'
 import Type from 'typebox'
 import realtimePlugin, { memoryAdapter } from '../lib/index.js'
@@ -78,4 +79,59 @@ t.test('authenticate: identity and deviceId bound before the 101', async (t) => 
   t.same(await d.join('lobby'), { type: 'joined', channel: 'lobby', id: 'join:lobby' })
   t.match(await d.request({ type: 'join', channel: 'admin', id: 1 }), { code: 'FORBIDDEN' })
   await Promise.all([c.close(), d.close()])
+})
+
+t.test('unknown options are refused, naming them (a misspelt option is never silently ignored)', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await t.rejects(async () => { await app.register(realtimePlugin, { maxPayloads: 10 } as any) }, {
+    code: 'FST_REALTIME_INVALID_OPTION', message: /unknown option "maxPayloads".*maxPayload/
+  })
+  const ok = Fastify()
+  t.teardown(() => ok.close())
+  await ok.register(realtimePlugin, { logLevel: 'warn', heartbeatInterval: 0 })
+  await ok.ready()
+  t.ok(ok.hasDecorator('realtime'), "Fastify's own register options (logLevel) pass")
+})
+
+t.test('registering twice in one context: a coded error that says how to run two endpoints', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtimePlugin, { heartbeatInterval: 0 })
+  await t.rejects(async () => { await app.register(realtimePlugin, { path: '/other' }) }, {
+    code: 'FST_REALTIME_ALREADY_REGISTERED', message: /encapsulated context/
+  })
+})
+
+t.test('two endpoints from two sibling encapsulated contexts work independently', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const publishers: Record<string, (text: string) => Promise<void>> = {}
+  for (const path of ['/a', '/b']) {
+    await app.register(async (child) => {
+      await child.register(realtimePlugin, { path, heartbeatInterval: 0, actions: { 'chat.message': Type.Object({ text: Type.String() }) } })
+      publishers[path] = (text) => child.realtime.publish('room', 'chat.message', { text })
+    })
+  }
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const a = await connect(`ws://127.0.0.1:${port}/a`)
+  const b = await connect(`ws://127.0.0.1:${port}/b`)
+  await a.join('room')
+  await b.join('room')
+  await publishers['/a']!('to a')
+  await publishers['/b']!('to b')
+  t.match(await a.next({ type: 'message' }), { payload: { text: 'to a' } }, '/a members get /a publishes')
+  t.match(await b.next({ type: 'message' }), { payload: { text: 'to b' } }, '/b members get /b publishes, not /a ones')
+  await Promise.all([a.close(), b.close()])
+})
+
+t.test('a refused Origin is logged at info with the origin and the option that allows it', async (t) => {
+  const lines: Array<Record<string, unknown>> = []
+  const stream = new Writable({ write (chunk, _enc, done) { lines.push(JSON.parse(chunk.toString())); done() } })
+  const { app, url } = await startServer({}, undefined, { level: 'info', stream })
+  t.teardown(() => app.close())
+  t.equal(await refusedStatus(url, { headers: { origin: 'http://localhost:5173' } }), 403)
+  const line = lines.find((l) => /Origin not allowed/.test(String(l.msg)))
+  t.match(line, { level: 30, origin: 'http://localhost:5173', msg: /allowedOrigins/ })
 })

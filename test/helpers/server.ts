@@ -1,7 +1,7 @@
 /**
  * Starts a real Fastify server with the plugin on a free loopback port.
  */
-import Fastify, { type FastifyInstance } from 'fastify'
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import Type from 'typebox'
 import realtimePlugin, { type RealtimePluginOptions } from '../../lib/index.js'
 
@@ -12,8 +12,12 @@ export const actions = {
 
 export interface TestServer { app: FastifyInstance, url: string, base: string }
 
-export async function startServer (options: RealtimePluginOptions<any> = {}, setup?: (app: FastifyInstance) => void | Promise<void>): Promise<TestServer> {
-  const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'silent' } })
+export async function startServer (
+  options: RealtimePluginOptions<any> = {},
+  setup?: (app: FastifyInstance) => void | Promise<void>,
+  logger: FastifyServerOptions['logger'] = { level: process.env.LOG_LEVEL ?? 'silent' }
+): Promise<TestServer> {
+  const app = Fastify({ logger })
   if (setup !== undefined) await setup(app)
   await app.register(realtimePlugin, { actions, ...options })
   await app.listen({ port: 0, host: '127.0.0.1' })

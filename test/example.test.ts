@@ -1,0 +1,49 @@
+/**
+ * The example server as a user runs it (`npm run example` without the client bundle step): a real process on a free
+ * port, its health route, a chat round trip over a real WebSocket, and a clean exit on SIGTERM.
+ */
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { freePort } from '../bench/common.js'
+import { connect } from './helpers/client.js'
+
+const root = fileURLToPath(new URL('..', import.meta.url))
+
+t.test('the example serves /health, relays chat, and exits on SIGTERM', async (t) => {
+  const port = await freePort()
+  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/server.ts'], {
+    cwd: root,
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', REDIS_URL: '' },
+    stdio: ['ignore', 'pipe', 'inherit']
+  })
+  const reap = (): void => { child.kill('SIGKILL') }
+  process.once('exit', reap)
+  t.teardown(() => { process.off('exit', reap); if (child.exitCode === null) child.kill('SIGKILL') })
+  let log = ''
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.on('data', (chunk: Buffer) => {
+      log += chunk.toString()
+      if (log.includes('chat page')) resolve()
+    })
+    child.once('exit', (code) => reject(new Error(`example exited with ${code}: ${log}`)))
+  })
+
+  const health = await fetch(`http://127.0.0.1:${port}/health`)
+  t.equal(health.status, 200, '/health answers 200')
+  t.match(await health.json(), { status: 'ok', adapter: 'ready' })
+
+  const a = await connect(`ws://127.0.0.1:${port}/ws?deviceId=ex-a`)
+  const b = await connect(`ws://127.0.0.1:${port}/ws?deviceId=ex-b`)
+  await a.join('lobby')
+  await b.join('lobby')
+  t.match(await a.request({ type: 'action', channel: 'lobby', action: 'chat.message', payload: { text: 'hi' }, id: 1 }), { type: 'ack', id: 1 })
+  t.match(await b.next({ type: 'message' }), { channel: 'lobby', action: 'chat.message', from: 'ex-a', payload: { text: 'hi' } })
+
+  const closed = Promise.all([a.closed, b.closed])
+  child.kill('SIGTERM')
+  const [code] = await once(child, 'exit')
+  t.equal(code, 0, 'exits 0 on SIGTERM')
+  t.same((await closed).map((c) => c.code), [1001, 1001], 'clients see 1001 going away')
+})
