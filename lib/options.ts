@@ -86,17 +86,32 @@ export interface RealtimePluginOptions<A extends { [K in keyof A]: TSchema } = A
 }
 
 /**
- * Every option name of `RealtimePluginOptions`; `register` refuses any other key (a misspelt `maxPayloads` must not
- * be silently ignored). The type check below fails the build when an option is added without being listed here.
+ * Every option name of `RealtimePluginOptions`, as a record so that the type check fails when an option is added to
+ * the interface and not here (or the reverse). `register` refuses any other key: a misspelt `maxPayloads` must not be
+ * silently ignored.
  */
-export const KNOWN_OPTIONS = [
-  'path', 'actions', 'adapter', 'authenticate', 'authorizeJoin', 'maxPayload', 'maxChannelsPerConnection',
-  'heartbeatInterval', 'closeTimeout', 'maxDepth', 'authorizePublish', 'maxBufferedBytes', 'slowConsumer', 'rateLimit',
-  'maxConnections', 'allowedOrigins', 'healthRoute', 'handleProtocols'
-] as const satisfies ReadonlyArray<keyof RealtimePluginOptions>
-// Compile-time: an option of the interface missing from KNOWN_OPTIONS makes this `false` and fails the type check.
-const everyOptionKnown: Exclude<keyof RealtimePluginOptions, typeof KNOWN_OPTIONS[number]> extends never ? true : false = true
-void everyOptionKnown
+const OPTION_NAMES: { readonly [K in keyof Required<RealtimePluginOptions>]: true } = {
+  path: true,
+  actions: true,
+  adapter: true,
+  authenticate: true,
+  authorizeJoin: true,
+  maxPayload: true,
+  maxChannelsPerConnection: true,
+  heartbeatInterval: true,
+  closeTimeout: true,
+  maxDepth: true,
+  authorizePublish: true,
+  maxBufferedBytes: true,
+  slowConsumer: true,
+  rateLimit: true,
+  maxConnections: true,
+  allowedOrigins: true,
+  healthRoute: true,
+  handleProtocols: true
+}
+/** The names of every plugin option. */
+export const KNOWN_OPTIONS: readonly string[] = Object.keys(OPTION_NAMES)
 
 /** Options after defaults and validation. */
 export interface ResolvedOptions {
