@@ -4,8 +4,9 @@
  */
 import type { IncomingMessage } from 'node:http'
 import type { FastifyRequest } from 'fastify'
-import type { TSchema } from 'typebox'
-import { Compile, type Validator } from 'typebox/compile'
+import { compileActions, type ActionDefinition, type ActionMap } from './actions.js'
+
+export type { ActionMap } from './actions.js'
 import { isAdapter, type RealtimeAdapter } from './adapters/adapter.js'
 import { memoryAdapter } from './adapters/memory.js'
 import type { RealtimeConnection } from './connection.js'
@@ -15,12 +16,8 @@ import {
 } from './constants.js'
 import { FST_REALTIME_INVALID_OPTION } from './errors.js'
 import { integerOption } from './option-checks.js'
-import { isActionName, isSchema } from './protocol.js'
 import { createFrameLimiter, type FrameLimiter, type RateLimitOptions } from './rate-limit.js'
 import { createOriginCheck, type AllowedOrigins, type OriginCheck } from './origin.js'
-
-/** A map of action name -> TypeBox schema of its payload. */
-export type ActionMap = { [name: string]: TSchema }
 
 /**
  * What `authenticate` returns: any identity object, exposed as `connection.auth`. When it carries a `deviceId`,
@@ -29,10 +26,14 @@ export type ActionMap = { [name: string]: TSchema }
 export type AuthResult = { deviceId?: string } & Record<string, unknown>
 
 /** Options of `fastify.register(realtimePlugin, options)`. */
-export interface RealtimePluginOptions<A extends { [K in keyof A]: TSchema } = ActionMap> {
+export interface RealtimePluginOptions<A extends ActionMap = ActionMap> {
   /** Route path of the WebSocket endpoint. Default `'/ws'`. */
   path?: string
-  /** Action name -> TypeBox schema of its payload. Names match `^[A-Za-z0-9:_.-]{1,128}$`. Default `{}`. */
+  /**
+   * Action name (`^[A-Za-z0-9:_.-]{1,128}$`) -> TypeBox schema of its payload (a relay action), or
+   * `{ payload, reply?, handler? }` (handled when it has a `handler`, see `ActionSpec`). Every schema must be a valid
+   * JSON Schema without functions (checked at register). Default `{}`.
+   */
   actions?: A
   /** The pub/sub adapter. Default `memoryAdapter()` (one node). */
   adapter?: RealtimeAdapter
@@ -88,7 +89,7 @@ export interface RealtimePluginOptions<A extends { [K in keyof A]: TSchema } = A
 /** Options after defaults and validation. */
 export interface ResolvedOptions {
   path: string
-  actions: Map<string, Validator>
+  actions: ReadonlyMap<string, ActionDefinition>
   adapter: RealtimeAdapter
   authenticate: RealtimePluginOptions['authenticate']
   authorizeJoin: RealtimePluginOptions['authorizeJoin']
@@ -135,27 +136,6 @@ export function resolveOptions (opts: RealtimePluginOptions<any>): ResolvedOptio
     healthRoute: opts.healthRoute === undefined ? undefined : routePath(opts.healthRoute, 'healthRoute'),
     handleProtocols: optionalFunction(opts.handleProtocols, 'handleProtocols')
   }
-}
-
-function compileActions (actions: unknown): Map<string, Validator> {
-  if (actions === null || typeof actions !== 'object' || Array.isArray(actions)) {
-    throw new FST_REALTIME_INVALID_OPTION('actions must be an object of action name -> TypeBox schema')
-  }
-  const compiled = new Map<string, Validator>()
-  for (const [name, schema] of Object.entries(actions)) {
-    if (!isActionName(name)) {
-      throw new FST_REALTIME_INVALID_OPTION(`action name "${name}" must match ^[A-Za-z0-9:_.-]{1,128}$`)
-    }
-    if (!isSchema(schema)) {
-      throw new FST_REALTIME_INVALID_OPTION(`actions["${name}"] must be a TypeBox schema (e.g. Type.Object({...}))`)
-    }
-    try {
-      compiled.set(name, Compile(schema))
-    } catch (err) {
-      throw new FST_REALTIME_INVALID_OPTION(`actions["${name}"] could not be compiled: ${(err as Error).message}`)
-    }
-  }
-  return compiled
 }
 
 function routePath (path: unknown, name: string): string {

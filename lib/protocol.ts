@@ -2,7 +2,7 @@
  * Wire protocol v1 (see docs/protocol.md): TypeBox schemas of every frame, compiled validators,
  * wire error codes and frame builders. Pure functions: no sockets, no Redis.
  */
-import Type, { type Static, type TSchema } from 'typebox'
+import Type, { type Static } from 'typebox'
 import { Compile, type Validator } from 'typebox/compile'
 import sjson from 'secure-json-parse'
 import { ACTION_PATTERN, CHANNEL_PATTERN, DEVICE_ID_PATTERN, MAX_ID_LENGTH } from './constants.js'
@@ -214,9 +214,4 @@ export function ackFrame (id: RequestId): string {
  */
 export function messageFrame (channel: string | undefined, action: string, payload: unknown, from: string | null): string {
   return JSON.stringify({ type: 'message', channel, action, payload, from })
-}
-
-/** True when `value` looks like a TypeBox (JSON Schema) object usable by `Compile`. */
-export function isSchema (value: unknown): value is TSchema {
-  return Type.IsSchema(value) && typeof value === 'object' && value !== null && !Array.isArray(value)
 }

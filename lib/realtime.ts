@@ -66,7 +66,7 @@ export function createRealtime (ctx: ConnectionContext, state: { closing: boolea
   function frame (channel: string | undefined, action: string, payload: unknown): string {
     const validator = actions.get(action)
     if (validator === undefined) throw new FST_REALTIME_UNKNOWN_ACTION(action)
-    const details = payloadErrors(validator, payload)
+    const details = payloadErrors(validator.validate, payload)
     if (details !== undefined) throw Object.assign(new FST_REALTIME_VALIDATION_FAILED(action), { details })
     return messageFrame(channel, action, payload, null)
   }

@@ -1,0 +1,62 @@
+/**
+ * Channel membership of one connection: join (limit, `authorizeJoin`, adapter subscription, `joined` reply) and
+ * leave, and leaving every channel when the socket closes.
+ */
+import { authorized } from './authorize.js'
+import type { Connection } from './connection.js'
+import { CHANNEL_TOPIC_PREFIX } from './constants.js'
+import { membershipFrame, type RequestId } from './protocol.js'
+
+/**
+ * Joins `connection` to `channel`: checks `maxChannelsPerConnection` and `authorizeJoin`, subscribes through the
+ * registry, then answers `joined` (once the subscription is active). Errors are replies (`LIMIT_EXCEEDED`,
+ * `FORBIDDEN`, `UNAVAILABLE`, `INTERNAL`); the returned promise never rejects.
+ */
+export async function join (connection: Connection, channel: string, id: RequestId | undefined): Promise<void> {
+  if (connection.channels.has(channel)) {
+    connection.sendFrame(membershipFrame('joined', channel, id))
+    return
+  }
+  const { maxChannelsPerConnection, authorizeJoin } = connection.ctx.options
+  if (connection.channels.size + connection.joining >= maxChannelsPerConnection) {
+    connection.error('LIMIT_EXCEEDED', `At most ${maxChannelsPerConnection} channels per connection`, id)
+    return
+  }
+  connection.joining++
+  try {
+    if (authorizeJoin !== undefined && !(await authorized(connection, () => authorizeJoin(connection, channel), id))) return
+    const topic = CHANNEL_TOPIC_PREFIX + channel
+    const registry = connection.ctx.registry
+    try {
+      await registry.add(topic, connection)
+    } catch (err) {
+      connection.log.warn({ err, channel }, 'fastify-realtime: join failed, adapter did not subscribe')
+      connection.error('UNAVAILABLE', 'Could not subscribe to the channel, retry later', id)
+      return
+    }
+    if (connection.closed) {
+      registry.remove(topic, connection)
+      return
+    }
+    connection.channels.add(channel)
+    connection.sendFrame(membershipFrame('joined', channel, id))
+  } finally {
+    connection.joining--
+  }
+}
+
+/**
+ * Leaves `channel` and answers `left`. Always succeeds locally (also for a channel not joined); the adapter
+ * reconciles its subscription now, or when the backend is back.
+ */
+export function leave (connection: Connection, channel: string, id: RequestId | undefined): void {
+  if (connection.channels.delete(channel)) connection.ctx.registry.remove(CHANNEL_TOPIC_PREFIX + channel, connection)
+  connection.sendFrame(membershipFrame('left', channel, id))
+}
+
+/** Leaves every channel of a closed connection (no reply: the socket is gone). */
+export function leaveAll (connection: Connection): void {
+  const registry = connection.ctx.registry
+  for (const channel of connection.channels) registry.remove(CHANNEL_TOPIC_PREFIX + channel, connection)
+  connection.channels.clear()
+}
