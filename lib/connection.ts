@@ -17,7 +17,7 @@ import { leaveAll } from './membership.js'
 import type { ResolvedOptions } from './options.js'
 import { Verdict } from './rate-limit.js'
 import {
-  type ErrorFrame, type RequestId, type WireErrorCode, errorFrame, parseClientFrame, welcomeFrame
+  type RequestId, type ValidationDetail, type WireErrorCode, errorFrame, parseClientFrame, welcomeFrame
 } from './protocol.js'
 
 /** The view of a connection given to `authorizeJoin`, `authorizePublish` and other hooks. */
@@ -115,8 +115,8 @@ export class Connection implements Member, RealtimeConnection {
     if (this.#socket.readyState === WS_OPEN) this.#socket.send(text)
   }
 
-  /** Sends an `error` reply. */
-  error (code: WireErrorCode, message: string, id?: RequestId, details?: ErrorFrame['details']): void {
+  /** Sends an `error` reply: a wire code, or an application code from `RealtimeError` (any JSON `details`). */
+  error (code: WireErrorCode | (string & {}), message: string, id?: RequestId, details?: ValidationDetail[] | unknown): void {
     this.sendFrame(JSON.stringify(errorFrame(code, message, id, details)))
   }
 

@@ -25,6 +25,8 @@ export const CloseCode = {
 export const DEFAULT_PATH = '/ws'
 /** Default largest accepted frame, in bytes (64 KiB). */
 export const DEFAULT_MAX_PAYLOAD = 64 * 1024
+/** Default longest run of an action handler before the sender is answered `TIMEOUT`, in ms. */
+export const DEFAULT_HANDLER_TIMEOUT = 10_000
 /** Default largest number of channels one connection may join. */
 export const DEFAULT_MAX_CHANNELS_PER_CONNECTION = 100
 /** Default interval between heartbeat pings, in ms. A connection that misses one pong is terminated. */

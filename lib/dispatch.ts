@@ -4,9 +4,11 @@
  * run one at a time, in order; while any is pending, every later frame of that connection queues behind it, so
  * replies and publishes keep frame order. Other connections never wait.
  */
+import type { ActionDefinition } from './actions.js'
 import { authorized } from './authorize.js'
 import type { Connection } from './connection.js'
 import { CHANNEL_TOPIC_PREFIX } from './constants.js'
+import { runHandler } from './handler.js'
 import { join, leave } from './membership.js'
 import {
   type ActionFrame, type ClientFrame, ackFrame, messageFrame, parseClientFrame, payloadErrors
@@ -31,14 +33,14 @@ export function dispatch (connection: Connection, text: string): void {
 /** Runs one frame; a synchronous throw becomes an INTERNAL reply. */
 function guard (connection: Connection, frame: ClientFrame): Promise<void> | undefined {
   try {
-    return perform(connection, frame)
+    return route(connection, frame)
   } catch (err) {
     connection.internal(err, frame.id)
     return undefined
   }
 }
 
-function perform (connection: Connection, frame: ClientFrame): Promise<void> | undefined {
+function route (connection: Connection, frame: ClientFrame): Promise<void> | undefined {
   if (frame.type === 'join') return join(connection, frame.channel, frame.id)
   if (frame.type === 'leave') {
     leave(connection, frame.channel, frame.id)
@@ -55,41 +57,50 @@ function track (connection: Connection, pending: Promise<void>, frame: ClientFra
 }
 
 /**
- * Validates and publishes an action. Synchronous up to `adapter.publish` unless `authorizePublish` returns a
- * promise; the caller then queues later frames behind the returned promise, so publish order is frame order.
+ * Validates and authorizes an action, then publishes it (relay) or runs its handler. Synchronous up to
+ * `adapter.publish` unless `authorizePublish` or the handler returns a promise; the caller then queues later frames
+ * behind the returned promise, so publish and reply order is frame order.
  */
 function action (connection: Connection, frame: ActionFrame): Promise<void> | undefined {
   const { channel, action, payload, id } = frame
-  const validator = connection.ctx.options.actions.get(action)
-  if (validator === undefined) {
+  const def = connection.ctx.options.actions.get(action)
+  if (def === undefined) {
     connection.error('UNKNOWN_ACTION', `Unknown action "${action}"`, id)
     return undefined
   }
-  if (!connection.channels.has(channel)) {
+  const handled = def.handler !== undefined
+  if (channel === undefined) {
+    if (!handled) {
+      connection.error('BAD_REQUEST', `"${action}" is a relay action: it needs a channel`, id, [{ path: '/channel', message: 'required for relay actions' }])
+      return undefined
+    }
+  } else if (!connection.channels.has(channel)) {
     connection.error('NOT_JOINED', `Join "${channel}" before publishing to it`, id)
     return undefined
   }
-  const details = payloadErrors(validator.validate, payload)
+  if (handled && frame.exceptSelf !== undefined) {
+    connection.error('BAD_REQUEST', `"${action}" is a handled action: exceptSelf applies to relay actions only`, id, [{ path: '/exceptSelf', message: 'relay actions only' }])
+    return undefined
+  }
+  const details = payloadErrors(def.validate, payload)
   if (details !== undefined) {
     connection.error('VALIDATION_FAILED', `Payload of "${action}" is invalid`, id, details)
     return undefined
   }
   const authorizePublish = connection.ctx.options.authorizePublish
-  if (authorizePublish === undefined) {
-    publish(connection, frame)
-    return undefined
-  }
-  const verdict = authorizePublish(connection, channel, action)
-  if (verdict === true) {
-    publish(connection, frame)
-    return undefined
-  }
-  return authorized(connection, () => verdict, id).then((allowed) => {
-    if (allowed) publish(connection, frame)
-  })
+  const verdict = authorizePublish === undefined ? true : authorizePublish(connection, channel, action)
+  if (verdict === true) return perform(connection, def, frame)
+  return authorized(connection, () => verdict, id).then((allowed) => allowed ? perform(connection, def, frame) : undefined)
 }
 
-function publish (connection: Connection, { channel, action, payload, id }: ActionFrame): void {
+/** The authorized action: the handler's call, or the relay's publish. */
+function perform (connection: Connection, def: ActionDefinition, frame: ActionFrame): Promise<void> | undefined {
+  if (def.handler !== undefined) return runHandler(connection, def, frame.channel, frame.payload, frame.id)
+  publish(connection, frame as ActionFrame & { channel: string })
+  return undefined
+}
+
+function publish (connection: Connection, { channel, action, payload, id }: ActionFrame & { channel: string }): void {
   const { inflight, adapter } = connection.ctx
   inflight.start()
   adapter.publish(CHANNEL_TOPIC_PREFIX + channel, messageFrame(channel, action, payload, connection.deviceId)).then(() => {

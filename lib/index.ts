@@ -37,7 +37,12 @@ declare module 'fastify' {
 export { realtimePlugin }
 export default realtimePlugin
 export type { Realtime, RealtimeStats, RealtimeHealth } from './realtime.js'
-export type { RealtimePluginOptions, ActionMap, AuthResult } from './options.js'
+export type { RealtimePluginOptions, AuthResult } from './options.js'
+export {
+  defineAction,
+  type ActionMap, type ActionEntry, type ActionSpec, type ActionHandler, type ActionCall, type ActionDefinition,
+  type ActionPayload, type ActionReply, type PayloadSchemaOf
+} from './actions.js'
 export type { RealtimeConnection } from './connection.js'
 export type { RealtimeAdapter, MessageHandler, AdapterStatus } from './adapters/adapter.js'
 export type { RateLimitOptions } from './rate-limit.js'

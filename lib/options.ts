@@ -11,7 +11,7 @@ import { isAdapter, type RealtimeAdapter } from './adapters/adapter.js'
 import { memoryAdapter } from './adapters/memory.js'
 import type { RealtimeConnection } from './connection.js'
 import {
-  DEFAULT_CLOSE_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_CHANNELS_PER_CONNECTION, DEFAULT_MAX_DEPTH,
+  DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDLER_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_CHANNELS_PER_CONNECTION, DEFAULT_MAX_DEPTH,
   DEFAULT_MAX_PAYLOAD, DEFAULT_PATH
 } from './constants.js'
 import { FST_REALTIME_INVALID_OPTION } from './errors.js'
@@ -56,9 +56,15 @@ export interface RealtimePluginOptions<A extends ActionMap = ActionMap> {
   maxDepth?: number
   /**
    * Called for each action after validation; anything but `true` refuses it with `FORBIDDEN` (a throw: `INTERNAL`).
-   * May be async: later frames of the connection then wait for it, so publish order is kept.
+   * May be async: later frames of the connection then wait for it, so publish order is kept. `channel` is
+   * `undefined` only for a channel-less call of a handled action.
    */
-  authorizePublish?: (connection: RealtimeConnection, channel: string, action: string) => boolean | Promise<boolean>
+  authorizePublish?: (connection: RealtimeConnection, channel: string | undefined, action: string) => boolean | Promise<boolean>
+  /**
+   * Longest time in ms a handled action's handler may take; past it the sender gets `TIMEOUT` and the handler's
+   * later result is dropped (the handler is not cancelled). Default 10000.
+   */
+  handlerTimeout?: number
   /** Unsent bytes (`bufferedAmount`) past which a connection is a slow consumer. Default 1048576 (1 MiB). */
   maxBufferedBytes?: number
   /**
@@ -99,6 +105,7 @@ export interface ResolvedOptions {
   closeTimeout: number
   maxDepth: number
   authorizePublish: RealtimePluginOptions['authorizePublish']
+  handlerTimeout: number
   maxBufferedBytes: number
   slowConsumer: 'close' | 'drop'
   limiter: FrameLimiter | undefined
@@ -128,6 +135,7 @@ export function resolveOptions (opts: RealtimePluginOptions<any>): ResolvedOptio
     closeTimeout: integerOption(opts.closeTimeout, DEFAULT_CLOSE_TIMEOUT, 'closeTimeout', 1),
     maxDepth: integerOption(opts.maxDepth, DEFAULT_MAX_DEPTH, 'maxDepth', 1),
     authorizePublish: optionalFunction(opts.authorizePublish, 'authorizePublish'),
+    handlerTimeout: integerOption(opts.handlerTimeout, DEFAULT_HANDLER_TIMEOUT, 'handlerTimeout (ms)', 1),
     maxBufferedBytes: integerOption(opts.maxBufferedBytes, DEFAULT_MAX_BUFFERED_BYTES, 'maxBufferedBytes', 1),
     slowConsumer: oneOf(opts.slowConsumer, ['close', 'drop'] as const, 'slowConsumer'),
     limiter: createFrameLimiter(opts.rateLimit),
