@@ -13,6 +13,7 @@ import { CloseCode, DEVICE_TOPIC_PREFIX } from './constants.js'
 import type { Counters, Inflight } from './counters.js'
 import { dispatch } from './dispatch.js'
 import { writeCorked } from './frame.js'
+import { runHook } from './hooks.js'
 import { leaveAll } from './membership.js'
 import type { ResolvedOptions } from './options.js'
 import { Verdict } from './rate-limit.js'
@@ -62,6 +63,8 @@ export class Connection implements Member, RealtimeConnection {
   queued = 0
   /** Joins under way (counted against `maxChannelsPerConnection`). */
   joining = 0
+  /** The tail of this connection's pending async hooks (see hooks.ts), `undefined` when none is pending. */
+  hooks: Promise<void> | undefined
   readonly #socket: WebSocket
   readonly #deviceTopic: string
   readonly #limitKey: string
@@ -83,11 +86,16 @@ export class Connection implements Member, RealtimeConnection {
     ctx.connections.add(this)
     socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
     socket.on('pong', () => { this.alive = true })
-    socket.once('close', () => this.#onClose())
+    socket.once('close', (code, reason) => this.#onClose(code, reason))
     // Subscribe to direct messages before the welcome, so a sendToDevice() made after it arrives.
     ctx.registry.add(this.#deviceTopic, this).then(() => {
-      if (this.closed) ctx.registry.remove(this.#deviceTopic, this)
-      else this.sendFrame(welcomeFrame(deviceId))
+      if (this.closed) {
+        ctx.registry.remove(this.#deviceTopic, this)
+        return
+      }
+      this.sendFrame(welcomeFrame(deviceId))
+      const onConnect = ctx.options.onConnect
+      if (onConnect !== undefined) runHook(this, 'onConnect', () => onConnect(this))
     }, (err: unknown) => {
       this.log.warn({ err }, 'fastify-realtime: could not subscribe to direct messages, closing with 1013')
       this.close(CloseCode.TRY_AGAIN_LATER, 'adapter unavailable')
@@ -143,9 +151,10 @@ export class Connection implements Member, RealtimeConnection {
     if (this.#socket.readyState === WS_OPEN) this.#socket.ping()
   }
 
-  /** Resolves when the socket has closed (at once if it already has). */
+  /** Resolves when the socket has closed and its hooks (`onLeave`, `onDisconnect`) have settled. */
   async whenClosed (): Promise<void> {
     if (!this.closed) await once(this.#socket, 'close')
+    await this.hooks
   }
 
   #slowConsumer (): void {
@@ -198,11 +207,16 @@ export class Connection implements Member, RealtimeConnection {
     this.close(CloseCode.POLICY_VIOLATION, 'rate limit exceeded')
   }
 
-  #onClose (): void {
+  #onClose (code: number, reason: Buffer): void {
     this.closed = true
-    const { registry, connections } = this.ctx
+    const { registry, connections, options } = this.ctx
     connections.delete(this)
     leaveAll(this)
     registry.remove(this.#deviceTopic, this)
+    const onDisconnect = options.onDisconnect
+    if (onDisconnect !== undefined) {
+      const close = { code, reason: reason.toString() }
+      runHook(this, 'onDisconnect', () => onDisconnect(this, close))
+    }
   }
 }

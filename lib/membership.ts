@@ -5,6 +5,7 @@
 import { authorized } from './authorize.js'
 import type { Connection } from './connection.js'
 import { CHANNEL_TOPIC_PREFIX } from './constants.js'
+import { runHook } from './hooks.js'
 import { membershipFrame, type RequestId } from './protocol.js'
 
 /**
@@ -40,6 +41,8 @@ export async function join (connection: Connection, channel: string, id: Request
     }
     connection.channels.add(channel)
     connection.sendFrame(membershipFrame('joined', channel, id))
+    const onJoin = connection.ctx.options.onJoin
+    if (onJoin !== undefined) runHook(connection, 'onJoin', () => onJoin(connection, channel))
   } finally {
     connection.joining--
   }
@@ -50,13 +53,20 @@ export async function join (connection: Connection, channel: string, id: Request
  * reconciles its subscription now, or when the backend is back.
  */
 export function leave (connection: Connection, channel: string, id: RequestId | undefined): void {
-  if (connection.channels.delete(channel)) connection.ctx.registry.remove(CHANNEL_TOPIC_PREFIX + channel, connection)
+  const wasJoined = connection.channels.delete(channel)
+  if (wasJoined) connection.ctx.registry.remove(CHANNEL_TOPIC_PREFIX + channel, connection)
   connection.sendFrame(membershipFrame('left', channel, id))
+  const onLeave = connection.ctx.options.onLeave
+  if (wasJoined && onLeave !== undefined) runHook(connection, 'onLeave', () => onLeave(connection, channel))
 }
 
-/** Leaves every channel of a closed connection (no reply: the socket is gone). */
+/** Leaves every channel of a closed connection (no reply: the socket is gone), with `onLeave` for each. */
 export function leaveAll (connection: Connection): void {
   const registry = connection.ctx.registry
-  for (const channel of connection.channels) registry.remove(CHANNEL_TOPIC_PREFIX + channel, connection)
+  const onLeave = connection.ctx.options.onLeave
+  for (const channel of connection.channels) {
+    registry.remove(CHANNEL_TOPIC_PREFIX + channel, connection)
+    if (onLeave !== undefined) runHook(connection, 'onLeave', () => onLeave(connection, channel))
+  }
   connection.channels.clear()
 }

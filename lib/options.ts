@@ -65,6 +65,24 @@ export interface RealtimePluginOptions<A extends ActionMap = ActionMap> {
    * later result is dropped (the handler is not cancelled). Default 10000.
    */
   handlerTimeout?: number
+  /**
+   * Called after the welcome frame was sent (and after the `channels` returned by `authenticate` were joined).
+   * Sync or async; a throw is logged and closes nothing.
+   */
+  onConnect?: (connection: RealtimeConnection) => unknown
+  /**
+   * Called once per connection after its socket closed, whatever the cause (client close, missed heartbeat, slow
+   * consumer, shutdown, `app.realtime.disconnect`), after `onLeave` for every channel it still had. `code` is the
+   * close code (1006 when the socket was destroyed without a close frame), `reason` the close reason.
+   */
+  onDisconnect?: (connection: RealtimeConnection, close: { code: number, reason: string }) => unknown
+  /** Called after a `joined` was sent (client join, or a server-side join). Sync or async; a throw is logged. */
+  onJoin?: (connection: RealtimeConnection, channel: string) => unknown
+  /**
+   * Called after a channel was left (`left` sent, client- or server-initiated), and for every channel still joined
+   * when the connection closes (before `onDisconnect`). Sync or async; a throw is logged.
+   */
+  onLeave?: (connection: RealtimeConnection, channel: string) => unknown
   /** Unsent bytes (`bufferedAmount`) past which a connection is a slow consumer. Default 1048576 (1 MiB). */
   maxBufferedBytes?: number
   /**
@@ -106,6 +124,10 @@ export interface ResolvedOptions {
   maxDepth: number
   authorizePublish: RealtimePluginOptions['authorizePublish']
   handlerTimeout: number
+  onConnect: RealtimePluginOptions['onConnect']
+  onDisconnect: RealtimePluginOptions['onDisconnect']
+  onJoin: RealtimePluginOptions['onJoin']
+  onLeave: RealtimePluginOptions['onLeave']
   maxBufferedBytes: number
   slowConsumer: 'close' | 'drop'
   limiter: FrameLimiter | undefined
@@ -136,6 +158,10 @@ export function resolveOptions (opts: RealtimePluginOptions<any>): ResolvedOptio
     maxDepth: integerOption(opts.maxDepth, DEFAULT_MAX_DEPTH, 'maxDepth', 1),
     authorizePublish: optionalFunction(opts.authorizePublish, 'authorizePublish'),
     handlerTimeout: integerOption(opts.handlerTimeout, DEFAULT_HANDLER_TIMEOUT, 'handlerTimeout (ms)', 1),
+    onConnect: optionalFunction(opts.onConnect, 'onConnect'),
+    onDisconnect: optionalFunction(opts.onDisconnect, 'onDisconnect'),
+    onJoin: optionalFunction(opts.onJoin, 'onJoin'),
+    onLeave: optionalFunction(opts.onLeave, 'onLeave'),
     maxBufferedBytes: integerOption(opts.maxBufferedBytes, DEFAULT_MAX_BUFFERED_BYTES, 'maxBufferedBytes', 1),
     slowConsumer: oneOf(opts.slowConsumer, ['close', 'drop'] as const, 'slowConsumer'),
     limiter: createFrameLimiter(opts.rateLimit),
