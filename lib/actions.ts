@@ -12,8 +12,8 @@ import type { Static, TSchema } from 'typebox'
 import { Compile, type Validator } from 'typebox/compile'
 import { Meta } from 'typebox/schema'
 import type { RealtimeConnection } from './connection.js'
-import { FST_REALTIME_INVALID_OPTION } from './errors.js'
-import { isActionName } from './protocol.js'
+import { FST_REALTIME_INVALID_OPTION, FST_REALTIME_UNKNOWN_ACTION, FST_REALTIME_VALIDATION_FAILED } from './errors.js'
+import { isActionName, messageFrame, payloadErrors } from './protocol.js'
 
 /** What an action handler receives. */
 export interface ActionCall<P = unknown, Auth = unknown> {
@@ -189,4 +189,17 @@ function foreignValue (value: object, path: string, depth: number): string | und
     }
   }
   return undefined
+}
+
+/**
+ * Serialises a server-sent `message` frame (`from: null`; no `channel` when `channel` is undefined) after checking
+ * the payload against the action's schema, for `publish`, `sendToDevice` and `connection.send`.
+ * @throws FST_REALTIME_UNKNOWN_ACTION, FST_REALTIME_VALIDATION_FAILED (with `details: { path, message }[]`)
+ */
+export function serverMessage (registry: ReadonlyMap<string, ActionDefinition>, channel: string | undefined, action: string, payload: unknown): string {
+  const def = registry.get(action)
+  if (def === undefined) throw new FST_REALTIME_UNKNOWN_ACTION(String(action))
+  const details = payloadErrors(def.validate, payload)
+  if (details !== undefined) throw Object.assign(new FST_REALTIME_VALIDATION_FAILED(action), { details })
+  return messageFrame(channel, action, payload, null)
 }

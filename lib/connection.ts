@@ -3,32 +3,60 @@
  * size checks, rate limit, then `dispatch`), deliveries with the slow-consumer bound, heartbeat, and close
  * (leaves every channel). Frame handling lives in `dispatch.ts`, channel membership in `membership.ts`.
  */
+import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import type { Socket } from 'node:net'
 import type { WebSocket, RawData } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
+import { serverMessage, type ActionPayload } from './actions.js'
 import type { ChannelRegistry, Member } from './channels.js'
+import { applyControl } from './control.js'
+import type { ControlCommand } from './envelope.js'
+import { FST_REALTIME_INVALID_CHANNEL } from './errors.js'
+import type { RegisteredActions } from './index.js'
 import type { RealtimeAdapter } from './adapters/adapter.js'
 import { CloseCode, DEVICE_TOPIC_PREFIX } from './constants.js'
 import type { Counters, Inflight } from './counters.js'
 import { dispatch } from './dispatch.js'
 import { writeCorked } from './frame.js'
 import { runHook } from './hooks.js'
-import { leaveAll } from './membership.js'
+import { leaveAll, serverJoin, serverLeave } from './membership.js'
 import type { ResolvedOptions } from './options.js'
 import { Verdict } from './rate-limit.js'
 import {
-  type RequestId, type ValidationDetail, type WireErrorCode, errorFrame, parseClientFrame, welcomeFrame
+  type RequestId, type ValidationDetail, type WireErrorCode, errorFrame, isChannelName, parseClientFrame, welcomeFrame
 } from './protocol.js'
 
-/** The view of a connection given to `authorizeJoin`, `authorizePublish` and other hooks. */
+/**
+ * The view of a connection given to hooks (`onConnect`, `onJoin`, ...), `authorize*` callbacks, action handlers and
+ * `app.realtime.connections()`. `Auth` is what `authenticate` returns.
+ */
 export interface RealtimeConnection<Auth = unknown> {
+  /** Unique per connection (a UUID), also across nodes and reconnects. */
+  readonly id: string
   /** The deviceId of this connection (given by the client, by `authenticate`, or assigned). */
   readonly deviceId: string
   /** What `authenticate` returned for this connection, or `undefined` without `authenticate`. */
   readonly auth: Auth
   /** Channels this connection has joined. */
   readonly channels: ReadonlySet<string>
+  /**
+   * Sends `action` with `payload` to this socket only, as a message frame without `channel` and with `from: null`
+   * (like `sendToDevice`). Dropped when the socket is no longer open.
+   * @throws FST_REALTIME_UNKNOWN_ACTION, FST_REALTIME_VALIDATION_FAILED (with `details`)
+   */
+  send: <K extends keyof RegisteredActions & string>(action: K, payload: ActionPayload<RegisteredActions, K>) => void
+  /**
+   * Joins this connection (only) to `channel`, server-side: no `authorizeJoin`, no channel limit; the client gets
+   * an unsolicited `{"type":"joined","channel"}`. Resolves once the subscription is active (at once when already
+   * joined or closed). Rejects with FST_REALTIME_INVALID_CHANNEL or the adapter's error (FST_REALTIME_UNAVAILABLE).
+   */
+  join: (channel: string) => Promise<void>
+  /**
+   * Removes this connection (only) from `channel`; the client gets an unsolicited `{"type":"left","channel"}` (nothing
+   * when it was not joined). Rejects with FST_REALTIME_INVALID_CHANNEL.
+   */
+  leave: (channel: string) => Promise<void>
   /** Closes the connection with a close code (default 1000) and a reason of at most 123 bytes. */
   close: (code?: number, reason?: string) => void
 }
@@ -49,6 +77,7 @@ const TEXT = { binary: false }
 let serial = 0
 
 export class Connection implements Member, RealtimeConnection {
+  readonly id = randomUUID()
   readonly deviceId: string
   readonly auth: unknown
   readonly channels = new Set<string>()
@@ -116,6 +145,25 @@ export class Connection implements Member, RealtimeConnection {
     }
     if (this.#raw === undefined) socket.send(payload, TEXT)
     else writeCorked(this.#raw, frame)
+  }
+
+  send (action: string, payload: unknown): void {
+    this.sendFrame(serverMessage(this.ctx.options.actions, undefined, action, payload))
+  }
+
+  async join (channel: string): Promise<void> {
+    if (!isChannelName(channel)) throw new FST_REALTIME_INVALID_CHANNEL(String(channel))
+    await serverJoin(this, channel)
+  }
+
+  async leave (channel: string): Promise<void> {
+    if (!isChannelName(channel)) throw new FST_REALTIME_INVALID_CHANNEL(String(channel))
+    serverLeave(this, channel)
+  }
+
+  /** Applies a control command received on this connection's device topic (control.ts). */
+  control (command: ControlCommand): void {
+    applyControl(this, command)
   }
 
   /** Sends one serialised server frame to this socket (dropped when it is not open). */

@@ -21,6 +21,13 @@ export const CloseCode = {
   TRY_AGAIN_LATER: 1013
 } as const
 
+/** Lowest application close code (RFC 6455 §7.4.2: 4000-4999 are private use); the default of `disconnect`. */
+export const APPLICATION_CLOSE_MIN = 4000
+/** Highest application close code. */
+export const APPLICATION_CLOSE_MAX = 4999
+/** Longest close reason, in bytes of UTF-8 (RFC 6455 §5.5: a control frame payload is at most 125 bytes). */
+export const MAX_CLOSE_REASON_BYTES = 123
+
 /** Default route path of the WebSocket endpoint. */
 export const DEFAULT_PATH = '/ws'
 /** Default largest accepted frame, in bytes (64 KiB). */

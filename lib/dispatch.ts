@@ -8,6 +8,7 @@ import type { ActionDefinition } from './actions.js'
 import { authorized } from './authorize.js'
 import type { Connection } from './connection.js'
 import { CHANNEL_TOPIC_PREFIX } from './constants.js'
+import { encodeEnvelope } from './envelope.js'
 import { runHandler } from './handler.js'
 import { join, leave } from './membership.js'
 import {
@@ -100,10 +101,13 @@ function perform (connection: Connection, def: ActionDefinition, frame: ActionFr
   return undefined
 }
 
-function publish (connection: Connection, { channel, action, payload, id }: ActionFrame & { channel: string }): void {
+/** Publishes a relay action (with `exceptSelf`, as an envelope excepting the sender's deviceId); ack or UNAVAILABLE. */
+function publish (connection: Connection, { channel, action, payload, exceptSelf, id }: ActionFrame & { channel: string }): void {
   const { inflight, adapter } = connection.ctx
   inflight.start()
-  adapter.publish(CHANNEL_TOPIC_PREFIX + channel, messageFrame(channel, action, payload, connection.deviceId)).then(() => {
+  const frame = messageFrame(channel, action, payload, connection.deviceId)
+  const message = exceptSelf === true ? encodeEnvelope({ e: connection.deviceId }, frame) : frame
+  adapter.publish(CHANNEL_TOPIC_PREFIX + channel, message).then(() => {
     if (id !== undefined) connection.sendFrame(ackFrame(id))
     inflight.end()
   }, (err: unknown) => {

@@ -73,3 +73,7 @@ export class RealtimeError extends Error {
     this.details = details
   }
 }
+
+/** A close code or reason given to `app.realtime.disconnect` / `connection.close` is invalid. */
+export const FST_REALTIME_INVALID_CLOSE = createError<[string]>(
+  'FST_REALTIME_INVALID_CLOSE', 'Invalid close: %s', 400, TypeError)
