@@ -103,7 +103,8 @@ export class Connection implements Member, RealtimeConnection {
    */
   readonly #raw: Socket | undefined
 
-  constructor (ctx: ConnectionContext, socket: WebSocket, deviceId: string, auth: unknown) {
+  /** `channels`: joined server-side right after the welcome (from `authenticate`), before `onConnect`. */
+  constructor (ctx: ConnectionContext, socket: WebSocket, deviceId: string, auth: unknown, channels: readonly string[] = []) {
     this.ctx = ctx
     this.#socket = socket
     this.deviceId = deviceId
@@ -123,8 +124,14 @@ export class Connection implements Member, RealtimeConnection {
         return
       }
       this.sendFrame(welcomeFrame(deviceId))
-      const onConnect = ctx.options.onConnect
-      if (onConnect !== undefined) runHook(this, 'onConnect', () => onConnect(this))
+      if (channels.length === 0) {
+        this.#connected()
+        return
+      }
+      Promise.all(channels.map((channel) => serverJoin(this, channel))).then(() => this.#connected(), (err: unknown) => {
+        this.log.warn({ err }, 'fastify-realtime: could not join the channels from authenticate, closing with 1013')
+        this.close(CloseCode.TRY_AGAIN_LATER, 'adapter unavailable')
+      })
     }, (err: unknown) => {
       this.log.warn({ err }, 'fastify-realtime: could not subscribe to direct messages, closing with 1013')
       this.close(CloseCode.TRY_AGAIN_LATER, 'adapter unavailable')
@@ -203,6 +210,11 @@ export class Connection implements Member, RealtimeConnection {
   async whenClosed (): Promise<void> {
     if (!this.closed) await once(this.#socket, 'close')
     await this.hooks
+  }
+
+  #connected (): void {
+    const onConnect = this.ctx.options.onConnect
+    if (onConnect !== undefined && !this.closed) runHook(this, 'onConnect', () => onConnect(this))
   }
 
   #slowConsumer (): void {

@@ -21,9 +21,11 @@ import { createOriginCheck, type AllowedOrigins, type OriginCheck } from './orig
 
 /**
  * What `authenticate` returns: any identity object, exposed as `connection.auth`. When it carries a `deviceId`,
- * the connection gets that deviceId and a client asking for another one is refused with 403.
+ * the connection gets that deviceId and a client asking for another one is refused with 403. `channels` (channel
+ * names) are joined server-side right after the welcome, on every connect and reconnect (unsolicited `joined`
+ * frames, no `authorizeJoin`); names that are not valid channel names refuse the upgrade with 500 (logged).
  */
-export type AuthResult = { deviceId?: string } & Record<string, unknown>
+export type AuthResult = { deviceId?: string, channels?: string[] } & Record<string, unknown>
 
 /** Options of `fastify.register(realtimePlugin, options)`. */
 export interface RealtimePluginOptions<A extends ActionMap = ActionMap> {

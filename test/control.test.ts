@@ -5,7 +5,7 @@
 import t from 'tap'
 import Type from 'typebox'
 import { redisAdapter, type RealtimeConnection, type RealtimePluginOptions } from '../lib/index.js'
-import { connect, type TestClient } from './helpers/client.js'
+import { connect, refusedStatus, type TestClient } from './helpers/client.js'
 import { startRedis } from './helpers/redis.js'
 import { startServer, type TestServer } from './helpers/server.js'
 import { until } from './helpers/wait.js'
@@ -143,4 +143,27 @@ t.test('the connection API: id, send, join, leave, from hooks and handlers; conn
   t.throws(() => conn.send('chat.message', { text: 1 } as unknown as { text: string }), { code: 'FST_REALTIME_VALIDATION_FAILED' })
   await t.rejects(conn.join('bad channel'), { code: 'FST_REALTIME_INVALID_CHANNEL' })
   await Promise.all([c1.close(), c2.close()])
+})
+
+t.test('channels returned by authenticate are joined right after the welcome, on every connect, before onConnect', async (t) => {
+  const seen: string[][] = []
+  const { a, b } = await twoNodes(t, {
+    authenticate: (request: { query: unknown }) => {
+      const { deviceId } = request.query as { deviceId: string }
+      if (deviceId === 'broken') return { deviceId, channels: ['bad channel'] }
+      return { deviceId, channels: [`user:${deviceId}`, 'team:1'] }
+    },
+    onConnect: (connection: RealtimeConnection) => { seen.push([...connection.channels].sort()) }
+  })
+  for (let attempt = 0; attempt < 2; attempt++) {
+    const c = await connect(`${b.url}?deviceId=ann`)
+    const joined = [await c.next(), await c.next()].sort((x, y) => x.channel.localeCompare(y.channel))
+    t.same(joined, [{ type: 'joined', channel: 'team:1' }, { type: 'joined', channel: 'user:ann' }], `connect ${attempt + 1}: unsolicited joined frames`)
+    await a.app.realtime.publish('team:1', 'chat.message', { text: `from A ${attempt}` })
+    t.same((await c.next({ type: 'message' })).payload, { text: `from A ${attempt}` })
+    await until(() => seen.length === attempt + 1, 5000, 'onConnect')
+    t.same(seen[attempt], ['team:1', 'user:ann'], 'onConnect sees the joined channels')
+    await c.close()
+  }
+  t.equal(await refusedStatus(`${a.url}?deviceId=broken`), 500, 'invalid channel names are a server bug: 500 before the 101')
 })
