@@ -5,15 +5,22 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { MessageHandler, RealtimeAdapter } from './adapters/adapter.js'
+import { DEVICE_TOPIC_PREFIX } from './constants.js'
+import { type ControlCommand, controlCommand, decodeEnvelope } from './envelope.js'
 import { textFrame } from './frame.js'
 
 /**
  * Anything that can receive a delivery: a connection. `deliver` gets the message payload and the complete
  * WebSocket frame carrying it (both built once per message, shared by every member); it must not throw.
+ * `control` applies a control command received on the member's device topic; it must not throw.
  */
 export interface Member {
+  readonly deviceId: string
   deliver: (payload: Buffer, frame: Buffer) => void
+  control: (command: ControlCommand) => void
 }
+
+const OPEN_BRACE = 123
 
 interface TopicEntry {
   members: Set<Member>
@@ -77,13 +84,39 @@ export class ChannelRegistry {
 
   #create (topic: string): TopicEntry {
     const members = new Set<Member>()
+    const isDeviceTopic = topic.startsWith(DEVICE_TOPIC_PREFIX)
+    const log = this.#log
     // One handler per topic, not per message: a delivery serialised once at the publishing node is turned into
-    // bytes and framed once per node, and the same Buffer is written to every member.
+    // bytes and framed once per node, and the same Buffer is written to every member. Extended messages
+    // (envelope.ts) are decoded once here too, never per member.
     const handler: MessageHandler = (message) => {
       if (members.size === 0) return
-      const payload = Buffer.from(message)
+      if (message.charCodeAt(0) === OPEN_BRACE) {
+        const payload = Buffer.from(message)
+        const frame = textFrame(payload)
+        for (const member of members) member.deliver(payload, frame)
+        return
+      }
+      const envelope = decodeEnvelope(message)
+      if (envelope === undefined) {
+        log.warn({ topic }, 'fastify-realtime: dropped an adapter message that is neither a frame nor an envelope')
+        return
+      }
+      const header = envelope.header
+      if (header.c !== undefined) {
+        const command = isDeviceTopic ? controlCommand(header) : undefined
+        if (command === undefined) {
+          log.warn({ topic, command: header.c }, 'fastify-realtime: dropped an invalid control command')
+          return
+        }
+        for (const member of members) member.control(command)
+        return
+      }
+      if (envelope.frame.charCodeAt(0) !== OPEN_BRACE) return
+      const payload = Buffer.from(envelope.frame)
       const frame = textFrame(payload)
-      for (const member of members) member.deliver(payload, frame)
+      const except = header.e
+      for (const member of members) if (member.deviceId !== except) member.deliver(payload, frame)
     }
     const entry: TopicEntry = { members, pending: 0, handler, ready: this.#adapter.subscribe(topic, handler) }
     // The promise is awaited by add(); this guard only keeps an early rejection from being "unhandled".

@@ -1,32 +1,62 @@
 /**
- * One WebSocket connection: rate-limits, parses and validates client frames, dispatches join / leave / action,
- * sends replies and deliveries (with the slow-consumer bound), answers the heartbeat, and leaves every channel
- * when the socket closes.
+ * One WebSocket connection's lifecycle: open (direct-message subscription, welcome), inbound frames (binary and
+ * size checks, rate limit, then `dispatch`), deliveries with the slow-consumer bound, heartbeat, and close
+ * (leaves every channel). Frame handling lives in `dispatch.ts`, channel membership in `membership.ts`.
  */
+import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
 import type { Socket } from 'node:net'
 import type { WebSocket, RawData } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
+import { serverMessage, type ActionPayload } from './actions.js'
 import type { ChannelRegistry, Member } from './channels.js'
+import { applyControl } from './control.js'
+import type { ControlCommand } from './envelope.js'
+import { FST_REALTIME_INVALID_CHANNEL } from './errors.js'
+import type { RegisteredActions } from './index.js'
 import type { RealtimeAdapter } from './adapters/adapter.js'
-import { CHANNEL_TOPIC_PREFIX, CloseCode, DEVICE_TOPIC_PREFIX } from './constants.js'
+import { CloseCode, DEVICE_TOPIC_PREFIX } from './constants.js'
 import type { Counters, Inflight } from './counters.js'
+import { dispatch } from './dispatch.js'
 import { writeCorked } from './frame.js'
+import { runHook } from './hooks.js'
+import { leaveAll, serverJoin, serverLeave } from './membership.js'
 import type { ResolvedOptions } from './options.js'
 import { Verdict } from './rate-limit.js'
 import {
-  type ActionFrame, type ClientFrame, type ErrorFrame, type RequestId, type WireErrorCode,
-  ackFrame, errorFrame, membershipFrame, messageFrame, parseClientFrame, payloadErrors, welcomeFrame
+  type RequestId, type ValidationDetail, type WireErrorCode, errorFrame, isChannelName, parseClientFrame, welcomeFrame
 } from './protocol.js'
 
-/** The view of a connection given to `authorizeJoin`, `authorizePublish` and other hooks. */
-export interface RealtimeConnection {
+/**
+ * The view of a connection given to hooks (`onConnect`, `onJoin`, ...), `authorize*` callbacks, action handlers and
+ * `app.realtime.connections()`. `Auth` is what `authenticate` returns.
+ */
+export interface RealtimeConnection<Auth = unknown> {
+  /** Unique per connection (a UUID), also across nodes and reconnects. */
+  readonly id: string
   /** The deviceId of this connection (given by the client, by `authenticate`, or assigned). */
   readonly deviceId: string
   /** What `authenticate` returned for this connection, or `undefined` without `authenticate`. */
-  readonly auth: unknown
+  readonly auth: Auth
   /** Channels this connection has joined. */
   readonly channels: ReadonlySet<string>
+  /**
+   * Sends `action` with `payload` to this socket only, as a message frame without `channel` and with `from: null`
+   * (like `sendToDevice`). Dropped when the socket is no longer open.
+   * @throws FST_REALTIME_UNKNOWN_ACTION, FST_REALTIME_VALIDATION_FAILED (with `details`)
+   */
+  send: <K extends keyof RegisteredActions & string>(action: K, payload: ActionPayload<RegisteredActions, K>) => void
+  /**
+   * Joins this connection (only) to `channel`, server-side: no `authorizeJoin`, no channel limit; the client gets
+   * an unsolicited `{"type":"joined","channel"}`. Resolves once the subscription is active (at once when already
+   * joined or closed). Rejects with FST_REALTIME_INVALID_CHANNEL or the adapter's error (FST_REALTIME_UNAVAILABLE).
+   */
+  join: (channel: string) => Promise<void>
+  /**
+   * Removes this connection (only) from `channel`; the client gets an unsolicited `{"type":"left","channel"}` (nothing
+   * when it was not joined). Rejects with FST_REALTIME_INVALID_CHANNEL.
+   */
+  leave: (channel: string) => Promise<void>
   /** Closes the connection with a close code (default 1000) and a reason of at most 123 bytes. */
   close: (code?: number, reason?: string) => void
 }
@@ -47,22 +77,24 @@ const TEXT = { binary: false }
 let serial = 0
 
 export class Connection implements Member, RealtimeConnection {
+  readonly id = randomUUID()
   readonly deviceId: string
   readonly auth: unknown
   readonly channels = new Set<string>()
+  readonly ctx: ConnectionContext
+  readonly log: FastifyBaseLogger
   /** Cleared by each heartbeat tick, set again by the pong. */
   alive = true
-  #closed = false
-  /**
-   * Frames that must wait (a join, a leave, an action behind an async authorizePublish) run one at a time, in
-   * order; while any is pending, every later frame queues behind it, so replies and publishes keep frame order.
-   */
-  #queue: Promise<void> = Promise.resolve()
-  #queued = 0
-  #joining = 0
+  /** Set once the socket has closed. */
+  closed = false
+  /** The tail of this connection's pending frames (see dispatch.ts); `queued` counts them. */
+  queue: Promise<void> = Promise.resolve()
+  queued = 0
+  /** Joins under way (counted against `maxChannelsPerConnection`). */
+  joining = 0
+  /** The tail of this connection's pending async hooks (see hooks.ts), `undefined` when none is pending. */
+  hooks: Promise<void> | undefined
   readonly #socket: WebSocket
-  readonly #ctx: ConnectionContext
-  readonly #log: FastifyBaseLogger
   readonly #deviceTopic: string
   readonly #limitKey: string
   /**
@@ -71,25 +103,37 @@ export class Connection implements Member, RealtimeConnection {
    */
   readonly #raw: Socket | undefined
 
-  constructor (ctx: ConnectionContext, socket: WebSocket, deviceId: string, auth: unknown) {
-    this.#ctx = ctx
+  /** `channels`: joined server-side right after the welcome (from `authenticate`), before `onConnect`. */
+  constructor (ctx: ConnectionContext, socket: WebSocket, deviceId: string, auth: unknown, channels: readonly string[] = []) {
+    this.ctx = ctx
     this.#socket = socket
     this.deviceId = deviceId
     this.auth = auth
     this.#deviceTopic = DEVICE_TOPIC_PREFIX + deviceId
     this.#limitKey = ctx.options.limiter?.perDevice === true ? deviceId : `c${++serial}`
     this.#raw = socket.extensions === '' ? (socket as unknown as { _socket: Socket })._socket : undefined
-    this.#log = ctx.log.child({ deviceId })
+    this.log = ctx.log.child({ deviceId })
     ctx.connections.add(this)
     socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
     socket.on('pong', () => { this.alive = true })
-    socket.once('close', () => this.#onClose())
+    socket.once('close', (code, reason) => this.#onClose(code, reason))
     // Subscribe to direct messages before the welcome, so a sendToDevice() made after it arrives.
     ctx.registry.add(this.#deviceTopic, this).then(() => {
-      if (this.#closed) ctx.registry.remove(this.#deviceTopic, this)
-      else this.send(welcomeFrame(deviceId))
+      if (this.closed) {
+        ctx.registry.remove(this.#deviceTopic, this)
+        return
+      }
+      this.sendFrame(welcomeFrame(deviceId))
+      if (channels.length === 0) {
+        this.#connected()
+        return
+      }
+      Promise.all(channels.map((channel) => serverJoin(this, channel))).then(() => this.#connected(), (err: unknown) => {
+        this.log.warn({ err }, 'fastify-realtime: could not join the channels from authenticate, closing with 1013')
+        this.close(CloseCode.TRY_AGAIN_LATER, 'adapter unavailable')
+      })
     }, (err: unknown) => {
-      this.#log.warn({ err }, 'fastify-realtime: could not subscribe to direct messages, closing with 1013')
+      this.log.warn({ err }, 'fastify-realtime: could not subscribe to direct messages, closing with 1013')
       this.close(CloseCode.TRY_AGAIN_LATER, 'adapter unavailable')
     })
   }
@@ -102,7 +146,7 @@ export class Connection implements Member, RealtimeConnection {
   deliver (payload: Buffer, frame: Buffer): void {
     const socket = this.#socket
     if (socket.readyState !== WS_OPEN) return
-    if (socket.bufferedAmount > this.#ctx.options.maxBufferedBytes) {
+    if (socket.bufferedAmount > this.ctx.options.maxBufferedBytes) {
       this.#slowConsumer()
       return
     }
@@ -110,9 +154,39 @@ export class Connection implements Member, RealtimeConnection {
     else writeCorked(this.#raw, frame)
   }
 
-  /** Sends one serialised server frame. */
-  send (text: string): void {
+  send (action: string, payload: unknown): void {
+    this.sendFrame(serverMessage(this.ctx.options.actions, undefined, action, payload))
+  }
+
+  async join (channel: string): Promise<void> {
+    if (!isChannelName(channel)) throw new FST_REALTIME_INVALID_CHANNEL(String(channel))
+    await serverJoin(this, channel)
+  }
+
+  async leave (channel: string): Promise<void> {
+    if (!isChannelName(channel)) throw new FST_REALTIME_INVALID_CHANNEL(String(channel))
+    serverLeave(this, channel)
+  }
+
+  /** Applies a control command received on this connection's device topic (control.ts). */
+  control (command: ControlCommand): void {
+    applyControl(this, command)
+  }
+
+  /** Sends one serialised server frame to this socket (dropped when it is not open). */
+  sendFrame (text: string): void {
     if (this.#socket.readyState === WS_OPEN) this.#socket.send(text)
+  }
+
+  /** Sends an `error` reply: a wire code, or an application code from `RealtimeError` (any JSON `details`). */
+  error (code: WireErrorCode | (string & {}), message: string, id?: RequestId, details?: ValidationDetail[] | unknown): void {
+    this.sendFrame(JSON.stringify(errorFrame(code, message, id, details)))
+  }
+
+  /** Logs an unexpected failure and answers `INTERNAL`, never echoing its message. */
+  internal (err: unknown, id: RequestId | undefined): void {
+    this.log.error({ err }, 'fastify-realtime: frame handler failed')
+    this.error('INTERNAL', 'Internal error', id)
   }
 
   close (code: number = CloseCode.NORMAL, reason = ''): void {
@@ -124,7 +198,7 @@ export class Connection implements Member, RealtimeConnection {
   /** One heartbeat tick: terminates the connection if the previous ping got no pong, else pings again. */
   heartbeat (): void {
     if (!this.alive) {
-      this.#log.debug('fastify-realtime: heartbeat missed, terminating')
+      this.log.debug('fastify-realtime: heartbeat missed, terminating')
       this.#socket.terminate()
       return
     }
@@ -132,214 +206,77 @@ export class Connection implements Member, RealtimeConnection {
     if (this.#socket.readyState === WS_OPEN) this.#socket.ping()
   }
 
-  /** Resolves when the socket has closed (at once if it already has). */
+  /** Resolves when the socket has closed and its hooks (`onLeave`, `onDisconnect`) have settled. */
   async whenClosed (): Promise<void> {
-    if (!this.#closed) await once(this.#socket, 'close')
+    if (!this.closed) await once(this.#socket, 'close')
+    await this.hooks
+  }
+
+  #connected (): void {
+    const onConnect = this.ctx.options.onConnect
+    if (onConnect !== undefined && !this.closed) runHook(this, 'onConnect', () => onConnect(this))
   }
 
   #slowConsumer (): void {
-    const counters = this.#ctx.counters
-    if (this.#ctx.options.slowConsumer === 'drop') {
+    const counters = this.ctx.counters
+    if (this.ctx.options.slowConsumer === 'drop') {
       counters.deliveriesDropped++
       return
     }
     counters.slowConsumersClosed++
-    this.#log.info({ bufferedAmount: this.#socket.bufferedAmount }, 'fastify-realtime: slow consumer, closing with 1013')
+    this.log.info({ bufferedAmount: this.#socket.bufferedAmount }, 'fastify-realtime: slow consumer, closing with 1013')
     this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer')
   }
 
-  #error (code: WireErrorCode, message: string, id?: RequestId, details?: ErrorFrame['details']): void {
-    this.send(JSON.stringify(errorFrame(code, message, id, details)))
-  }
-
   #onMessage (data: RawData, isBinary: boolean): void {
-    if (this.#closed) return
+    if (this.closed) return
     if (isBinary) {
       this.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
       return
     }
     const buf = data as Buffer
-    if (buf.length > this.#ctx.options.maxPayload) {
+    if (buf.length > this.ctx.options.maxPayload) {
       // Only reachable when the app registered @fastify/websocket itself with a larger maxPayload.
       this.close(CloseCode.MESSAGE_TOO_BIG, 'frame too large')
       return
     }
     const text = buf.toString()
-    const limiter = this.#ctx.options.limiter
+    const limiter = this.ctx.options.limiter
     if (limiter === undefined) {
-      this.#handle(text)
+      dispatch(this, text)
       return
     }
     // Verdicts resolve in call order, so accepted frames keep their order.
     limiter.check(this.#limitKey).then((verdict) => {
       if (this.#socket.readyState !== WS_OPEN) return
-      if (verdict === Verdict.ACCEPT) this.#handle(text)
+      if (verdict === Verdict.ACCEPT) dispatch(this, text)
       else if (verdict === Verdict.REJECT) this.#rateLimited(text)
       else this.#flooded()
-    }, /* c8 ignore next */ (err: unknown) => this.#log.error({ err }, 'fastify-realtime: rate limiter failed'))
+    }, /* c8 ignore next */ (err: unknown) => this.log.error({ err }, 'fastify-realtime: rate limiter failed'))
   }
 
   #rateLimited (text: string): void {
-    this.#ctx.counters.framesRateLimited++
-    const parsed = parseClientFrame(text, this.#ctx.options.maxDepth)
-    this.#error('RATE_LIMITED', 'Too many frames, slow down', parsed.ok ? parsed.frame.id : parsed.error.id)
+    this.ctx.counters.framesRateLimited++
+    const parsed = parseClientFrame(text, this.ctx.options.maxDepth)
+    this.error('RATE_LIMITED', 'Too many frames, slow down', parsed.ok ? parsed.frame.id : parsed.error.id)
   }
 
   #flooded (): void {
-    this.#ctx.counters.floodsClosed++
-    this.#log.info('fastify-realtime: flooding past twice the rate limit, closing with 1008')
+    this.ctx.counters.floodsClosed++
+    this.log.info('fastify-realtime: flooding past twice the rate limit, closing with 1008')
     this.close(CloseCode.POLICY_VIOLATION, 'rate limit exceeded')
   }
 
-  #handle (text: string): void {
-    const result = parseClientFrame(text, this.#ctx.options.maxDepth)
-    if (!result.ok) {
-      this.send(JSON.stringify(result.error))
-      return
-    }
-    const frame = result.frame
-    if (this.#queued === 0) {
-      const pending = this.#guard(frame)
-      if (pending !== undefined) this.#track(pending, frame)
-      return
-    }
-    this.#track(this.#queue.then(() => this.#closed ? undefined : this.#guard(frame)), frame)
-  }
-
-  /** Runs one frame; a synchronous throw becomes an INTERNAL reply. */
-  #guard (frame: ClientFrame): Promise<void> | undefined {
-    try {
-      return this.#perform(frame)
-    } catch (err) {
-      this.#internal(err, frame.id)
-      return undefined
-    }
-  }
-
-  #perform (frame: ClientFrame): Promise<void> | undefined {
-    if (frame.type === 'join') return this.#join(frame.channel, frame.id)
-    if (frame.type === 'leave') {
-      this.#leave(frame.channel, frame.id)
-      return undefined
-    }
-    return this.#action(frame)
-  }
-
-  #track (pending: Promise<void>, frame: ClientFrame): void {
-    this.#queued++
-    this.#queue = pending.catch((err: unknown) => this.#internal(err, frame.id)).finally(() => { this.#queued-- })
-  }
-
-  #internal (err: unknown, id: RequestId | undefined): void {
-    this.#log.error({ err }, 'fastify-realtime: frame handler failed')
-    this.#error('INTERNAL', 'Internal error', id)
-  }
-
-  async #join (channel: string, id: RequestId | undefined): Promise<void> {
-    if (this.channels.has(channel)) {
-      this.send(membershipFrame('joined', channel, id))
-      return
-    }
-    const { maxChannelsPerConnection, authorizeJoin } = this.#ctx.options
-    if (this.channels.size + this.#joining >= maxChannelsPerConnection) {
-      this.#error('LIMIT_EXCEEDED', `At most ${maxChannelsPerConnection} channels per connection`, id)
-      return
-    }
-    this.#joining++
-    try {
-      if (authorizeJoin !== undefined && !(await this.#authorized(() => authorizeJoin(this, channel), id))) return
-      const topic = CHANNEL_TOPIC_PREFIX + channel
-      try {
-        await this.#ctx.registry.add(topic, this)
-      } catch (err) {
-        this.#log.warn({ err, channel }, 'fastify-realtime: join failed, adapter did not subscribe')
-        this.#error('UNAVAILABLE', 'Could not subscribe to the channel, retry later', id)
-        return
-      }
-      if (this.#closed) {
-        this.#ctx.registry.remove(topic, this)
-        return
-      }
-      this.channels.add(channel)
-      this.send(membershipFrame('joined', channel, id))
-    } finally {
-      this.#joining--
-    }
-  }
-
-  /** Awaits an authorization hook: `true` passes; anything else answers FORBIDDEN, a throw INTERNAL. */
-  async #authorized (hook: () => boolean | Promise<boolean>, id: RequestId | undefined): Promise<boolean> {
-    let allowed: boolean
-    try {
-      allowed = (await hook()) === true
-    } catch (err) {
-      this.#internal(err, id)
-      return false
-    }
-    if (!allowed) this.#error('FORBIDDEN', 'Not allowed', id)
-    return allowed
-  }
-
-  #leave (channel: string, id: RequestId | undefined): void {
-    // Always succeeds locally; the adapter reconciles its subscription (now, or when the backend is back).
-    if (this.channels.delete(channel)) this.#ctx.registry.remove(CHANNEL_TOPIC_PREFIX + channel, this)
-    this.send(membershipFrame('left', channel, id))
-  }
-
-  /**
-   * Validates and publishes an action. Synchronous up to `adapter.publish` unless `authorizePublish` returns a
-   * promise; the caller then queues later frames behind the returned promise, so publish order is frame order.
-   */
-  #action (frame: ActionFrame): Promise<void> | undefined {
-    const { channel, action, payload, id } = frame
-    const validator = this.#ctx.options.actions.get(action)
-    if (validator === undefined) {
-      this.#error('UNKNOWN_ACTION', `Unknown action "${action}"`, id)
-      return undefined
-    }
-    if (!this.channels.has(channel)) {
-      this.#error('NOT_JOINED', `Join "${channel}" before publishing to it`, id)
-      return undefined
-    }
-    const details = payloadErrors(validator, payload)
-    if (details !== undefined) {
-      this.#error('VALIDATION_FAILED', `Payload of "${action}" is invalid`, id, details)
-      return undefined
-    }
-    const authorizePublish = this.#ctx.options.authorizePublish
-    if (authorizePublish === undefined) {
-      this.#publish(frame)
-      return undefined
-    }
-    const verdict = authorizePublish(this, channel, action)
-    if (verdict === true) {
-      this.#publish(frame)
-      return undefined
-    }
-    return this.#authorized(() => verdict, id).then((allowed) => {
-      if (allowed) this.#publish(frame)
-    })
-  }
-
-  #publish ({ channel, action, payload, id }: ActionFrame): void {
-    const inflight = this.#ctx.inflight
-    inflight.start()
-    this.#ctx.adapter.publish(CHANNEL_TOPIC_PREFIX + channel, messageFrame(channel, action, payload, this.deviceId)).then(() => {
-      if (id !== undefined) this.send(ackFrame(id))
-      inflight.end()
-    }, (err: unknown) => {
-      this.#log.warn({ err, channel }, 'fastify-realtime: adapter publish failed, answered UNAVAILABLE')
-      this.#error('UNAVAILABLE', 'The message was not delivered, retry later', id)
-      inflight.end()
-    })
-  }
-
-  #onClose (): void {
-    this.#closed = true
-    const { registry, connections } = this.#ctx
+  #onClose (code: number, reason: Buffer): void {
+    this.closed = true
+    const { registry, connections, options } = this.ctx
     connections.delete(this)
-    for (const channel of this.channels) registry.remove(CHANNEL_TOPIC_PREFIX + channel, this)
-    this.channels.clear()
+    leaveAll(this)
     registry.remove(this.#deviceTopic, this)
+    const onDisconnect = options.onDisconnect
+    if (onDisconnect !== undefined) {
+      const close = { code, reason: reason.toString() }
+      runHook(this, 'onDisconnect', () => onDisconnect(this, close))
+    }
   }
 }

@@ -21,10 +21,19 @@ export const CloseCode = {
   TRY_AGAIN_LATER: 1013
 } as const
 
+/** Lowest application close code (RFC 6455 §7.4.2: 4000-4999 are private use); the default of `disconnect`. */
+export const APPLICATION_CLOSE_MIN = 4000
+/** Highest application close code. */
+export const APPLICATION_CLOSE_MAX = 4999
+/** Longest close reason, in bytes of UTF-8 (RFC 6455 §5.5: a control frame payload is at most 125 bytes). */
+export const MAX_CLOSE_REASON_BYTES = 123
+
 /** Default route path of the WebSocket endpoint. */
 export const DEFAULT_PATH = '/ws'
 /** Default largest accepted frame, in bytes (64 KiB). */
 export const DEFAULT_MAX_PAYLOAD = 64 * 1024
+/** Default longest run of an action handler before the sender is answered `TIMEOUT`, in ms. */
+export const DEFAULT_HANDLER_TIMEOUT = 10_000
 /** Default largest number of channels one connection may join. */
 export const DEFAULT_MAX_CHANNELS_PER_CONNECTION = 100
 /** Default interval between heartbeat pings, in ms. A connection that misses one pong is terminated. */

@@ -48,3 +48,42 @@ export const FST_REALTIME_ALREADY_REGISTERED = createError(
   'fastify-realtime is already registered in this context (fastify.realtime exists). For a second endpoint, register ' +
   'it in its own encapsulated context with its own path: app.register(async (child) => { await child.register(realtimePlugin, ' +
   "{ path: '/other' }) }); see the README section \"Several endpoints in one app\"", 500)
+
+/** Pattern of an application error code: `^[A-Z][A-Z0-9_]{2,63}$` (the built-in wire codes match it too). */
+export const APPLICATION_ERROR_CODE = /^[A-Z][A-Z0-9_]{2,63}$/
+
+/**
+ * Thrown by an action handler to refuse a call with the application's own reason. The client receives
+ * `{"type":"error","code","message","id","details"?}` with exactly these values (any other throw is answered
+ * `INTERNAL`, without its message). `code` matches `^[A-Z][A-Z0-9_]{2,63}$` (e.g. `'ROOM_FULL'`; a built-in wire
+ * code such as `'FORBIDDEN'` is allowed too); `details` is any JSON value (the built-in codes use
+ * `[{ path, message }]`).
+ *
+ * ```ts
+ * handler: async ({ payload }) => {
+ *   if (await isFull(payload.room)) throw new RealtimeError('ROOM_FULL', 'The room is full', { max: 50 })
+ * }
+ * ```
+ * @throws TypeError from the constructor when `code` does not match the pattern (answered `INTERNAL` if thrown
+ *   inside a handler, and logged).
+ */
+export class RealtimeError extends Error {
+  override readonly name = 'RealtimeError'
+  /** The error code sent to the client. */
+  readonly code: string
+  /** Sent as the frame's `details` when not `undefined`. */
+  readonly details: unknown
+
+  constructor (code: string, message: string, details?: unknown) {
+    if (typeof code !== 'string' || !APPLICATION_ERROR_CODE.test(code)) {
+      throw new TypeError(`RealtimeError code must match ${APPLICATION_ERROR_CODE.source}, got ${JSON.stringify(code)}`)
+    }
+    super(message)
+    this.code = code
+    this.details = details
+  }
+}
+
+/** A close code or reason given to `app.realtime.disconnect` / `connection.close` is invalid. */
+export const FST_REALTIME_INVALID_CLOSE = createError<[string]>(
+  'FST_REALTIME_INVALID_CLOSE', 'Invalid close: %s', 400, TypeError)

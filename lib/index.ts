@@ -29,15 +29,21 @@ export type RegisteredActions = keyof RealtimeActions extends never ? { [name: s
 
 declare module 'fastify' {
   interface FastifyInstance {
-    /** fastify-realtime's decorator: publish, sendToDevice, adapter, stats. */
+    /** fastify-realtime's decorator: publish, sendToDevice, join, leave, disconnect, connections, adapter, stats, health. */
     realtime: Realtime<RegisteredActions>
   }
 }
 
 export { realtimePlugin }
 export default realtimePlugin
-export type { Realtime, RealtimeStats, RealtimeHealth } from './realtime.js'
-export type { RealtimePluginOptions, ActionMap, AuthResult } from './options.js'
+export type { Realtime, RealtimeStats, RealtimeHealth, PublishOptions } from './realtime.js'
+export type { DisconnectOptions } from './control.js'
+export type { RealtimePluginOptions, AuthResult } from './options.js'
+export {
+  defineAction,
+  type ActionMap, type ActionEntry, type ActionSpec, type ActionHandler, type ActionCall, type ActionDefinition,
+  type ActionPayload, type ActionReply, type PayloadSchemaOf
+} from './actions.js'
 export type { RealtimeConnection } from './connection.js'
 export type { RealtimeAdapter, MessageHandler, AdapterStatus } from './adapters/adapter.js'
 export type { RateLimitOptions } from './rate-limit.js'

@@ -4,35 +4,38 @@
  */
 import type { IncomingMessage } from 'node:http'
 import type { FastifyRequest } from 'fastify'
-import type { TSchema } from 'typebox'
-import { Compile, type Validator } from 'typebox/compile'
+import { compileActions, type ActionDefinition, type ActionMap } from './actions.js'
+
+export type { ActionMap } from './actions.js'
 import { isAdapter, type RealtimeAdapter } from './adapters/adapter.js'
 import { memoryAdapter } from './adapters/memory.js'
 import type { RealtimeConnection } from './connection.js'
 import {
-  DEFAULT_CLOSE_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_CHANNELS_PER_CONNECTION, DEFAULT_MAX_DEPTH,
+  DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDLER_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_CHANNELS_PER_CONNECTION, DEFAULT_MAX_DEPTH,
   DEFAULT_MAX_PAYLOAD, DEFAULT_PATH
 } from './constants.js'
 import { FST_REALTIME_INVALID_OPTION } from './errors.js'
 import { integerOption } from './option-checks.js'
-import { isActionName, isSchema } from './protocol.js'
 import { createFrameLimiter, type FrameLimiter, type RateLimitOptions } from './rate-limit.js'
 import { createOriginCheck, type AllowedOrigins, type OriginCheck } from './origin.js'
 
-/** A map of action name -> TypeBox schema of its payload. */
-export type ActionMap = { [name: string]: TSchema }
-
 /**
  * What `authenticate` returns: any identity object, exposed as `connection.auth`. When it carries a `deviceId`,
- * the connection gets that deviceId and a client asking for another one is refused with 403.
+ * the connection gets that deviceId and a client asking for another one is refused with 403. `channels` (channel
+ * names) are joined server-side right after the welcome, on every connect and reconnect (unsolicited `joined`
+ * frames, no `authorizeJoin`); names that are not valid channel names refuse the upgrade with 500 (logged).
  */
-export type AuthResult = { deviceId?: string } & Record<string, unknown>
+export type AuthResult = { deviceId?: string, channels?: string[] } & Record<string, unknown>
 
 /** Options of `fastify.register(realtimePlugin, options)`. */
-export interface RealtimePluginOptions<A extends { [K in keyof A]: TSchema } = ActionMap> {
+export interface RealtimePluginOptions<A extends ActionMap = ActionMap> {
   /** Route path of the WebSocket endpoint. Default `'/ws'`. */
   path?: string
-  /** Action name -> TypeBox schema of its payload. Names match `^[A-Za-z0-9:_.-]{1,128}$`. Default `{}`. */
+  /**
+   * Action name (`^[A-Za-z0-9:_.-]{1,128}$`) -> TypeBox schema of its payload (a relay action), or
+   * `{ payload, reply?, handler? }` (handled when it has a `handler`, see `ActionSpec`). Every schema must be a valid
+   * JSON Schema without functions (checked at register). Default `{}`.
+   */
   actions?: A
   /** The pub/sub adapter. Default `memoryAdapter()` (one node). */
   adapter?: RealtimeAdapter
@@ -55,9 +58,33 @@ export interface RealtimePluginOptions<A extends { [K in keyof A]: TSchema } = A
   maxDepth?: number
   /**
    * Called for each action after validation; anything but `true` refuses it with `FORBIDDEN` (a throw: `INTERNAL`).
-   * May be async: later frames of the connection then wait for it, so publish order is kept.
+   * May be async: later frames of the connection then wait for it, so publish order is kept. `channel` is
+   * `undefined` only for a channel-less call of a handled action.
    */
-  authorizePublish?: (connection: RealtimeConnection, channel: string, action: string) => boolean | Promise<boolean>
+  authorizePublish?: (connection: RealtimeConnection, channel: string | undefined, action: string) => boolean | Promise<boolean>
+  /**
+   * Longest time in ms a handled action's handler may take; past it the sender gets `TIMEOUT` and the handler's
+   * later result is dropped (the handler is not cancelled). Default 10000.
+   */
+  handlerTimeout?: number
+  /**
+   * Called after the welcome frame was sent (and after the `channels` returned by `authenticate` were joined).
+   * Sync or async; a throw is logged and closes nothing.
+   */
+  onConnect?: (connection: RealtimeConnection) => unknown
+  /**
+   * Called once per connection after its socket closed, whatever the cause (client close, missed heartbeat, slow
+   * consumer, shutdown, `app.realtime.disconnect`), after `onLeave` for every channel it still had. `code` is the
+   * close code (1006 when the socket was destroyed without a close frame), `reason` the close reason.
+   */
+  onDisconnect?: (connection: RealtimeConnection, close: { code: number, reason: string }) => unknown
+  /** Called after a `joined` was sent (client join, or a server-side join). Sync or async; a throw is logged. */
+  onJoin?: (connection: RealtimeConnection, channel: string) => unknown
+  /**
+   * Called after a channel was left (`left` sent, client- or server-initiated), and for every channel still joined
+   * when the connection closes (before `onDisconnect`). Sync or async; a throw is logged.
+   */
+  onLeave?: (connection: RealtimeConnection, channel: string) => unknown
   /** Unsent bytes (`bufferedAmount`) past which a connection is a slow consumer. Default 1048576 (1 MiB). */
   maxBufferedBytes?: number
   /**
@@ -108,7 +135,12 @@ const OPTION_NAMES: { readonly [K in keyof Required<RealtimePluginOptions>]: tru
   maxConnections: true,
   allowedOrigins: true,
   healthRoute: true,
-  handleProtocols: true
+  handleProtocols: true,
+  handlerTimeout: true,
+  onConnect: true,
+  onDisconnect: true,
+  onJoin: true,
+  onLeave: true
 }
 /** The names of every plugin option. */
 export const KNOWN_OPTIONS: readonly string[] = Object.keys(OPTION_NAMES)
@@ -116,7 +148,7 @@ export const KNOWN_OPTIONS: readonly string[] = Object.keys(OPTION_NAMES)
 /** Options after defaults and validation. */
 export interface ResolvedOptions {
   path: string
-  actions: Map<string, Validator>
+  actions: ReadonlyMap<string, ActionDefinition>
   adapter: RealtimeAdapter
   authenticate: RealtimePluginOptions['authenticate']
   authorizeJoin: RealtimePluginOptions['authorizeJoin']
@@ -126,6 +158,11 @@ export interface ResolvedOptions {
   closeTimeout: number
   maxDepth: number
   authorizePublish: RealtimePluginOptions['authorizePublish']
+  handlerTimeout: number
+  onConnect: RealtimePluginOptions['onConnect']
+  onDisconnect: RealtimePluginOptions['onDisconnect']
+  onJoin: RealtimePluginOptions['onJoin']
+  onLeave: RealtimePluginOptions['onLeave']
   maxBufferedBytes: number
   slowConsumer: 'close' | 'drop'
   limiter: FrameLimiter | undefined
@@ -156,6 +193,11 @@ export function resolveOptions (opts: RealtimePluginOptions<any>): ResolvedOptio
     closeTimeout: integerOption(opts.closeTimeout, DEFAULT_CLOSE_TIMEOUT, 'closeTimeout', 1),
     maxDepth: integerOption(opts.maxDepth, DEFAULT_MAX_DEPTH, 'maxDepth', 1),
     authorizePublish: optionalFunction(opts.authorizePublish, 'authorizePublish'),
+    handlerTimeout: integerOption(opts.handlerTimeout, DEFAULT_HANDLER_TIMEOUT, 'handlerTimeout (ms)', 1),
+    onConnect: optionalFunction(opts.onConnect, 'onConnect'),
+    onDisconnect: optionalFunction(opts.onDisconnect, 'onDisconnect'),
+    onJoin: optionalFunction(opts.onJoin, 'onJoin'),
+    onLeave: optionalFunction(opts.onLeave, 'onLeave'),
     maxBufferedBytes: integerOption(opts.maxBufferedBytes, DEFAULT_MAX_BUFFERED_BYTES, 'maxBufferedBytes', 1),
     slowConsumer: oneOf(opts.slowConsumer, ['close', 'drop'] as const, 'slowConsumer'),
     limiter: createFrameLimiter(opts.rateLimit),
@@ -164,27 +206,6 @@ export function resolveOptions (opts: RealtimePluginOptions<any>): ResolvedOptio
     healthRoute: opts.healthRoute === undefined ? undefined : routePath(opts.healthRoute, 'healthRoute'),
     handleProtocols: optionalFunction(opts.handleProtocols, 'handleProtocols')
   }
-}
-
-function compileActions (actions: unknown): Map<string, Validator> {
-  if (actions === null || typeof actions !== 'object' || Array.isArray(actions)) {
-    throw new FST_REALTIME_INVALID_OPTION('actions must be an object of action name -> TypeBox schema')
-  }
-  const compiled = new Map<string, Validator>()
-  for (const [name, schema] of Object.entries(actions)) {
-    if (!isActionName(name)) {
-      throw new FST_REALTIME_INVALID_OPTION(`action name "${name}" must match ^[A-Za-z0-9:_.-]{1,128}$`)
-    }
-    if (!isSchema(schema)) {
-      throw new FST_REALTIME_INVALID_OPTION(`actions["${name}"] must be a TypeBox schema (e.g. Type.Object({...}))`)
-    }
-    try {
-      compiled.set(name, Compile(schema))
-    } catch (err) {
-      throw new FST_REALTIME_INVALID_OPTION(`actions["${name}"] could not be compiled: ${(err as Error).message}`)
-    }
-  }
-  return compiled
 }
 
 function routePath (path: unknown, name: string): string {

@@ -14,11 +14,11 @@ import { CloseCode } from './constants.js'
 import { createCounters, Inflight } from './counters.js'
 import { FST_REALTIME_ALREADY_REGISTERED } from './errors.js'
 import { resolveOptions, type RealtimePluginOptions } from './options.js'
-import { DeviceId, isDeviceId } from './protocol.js'
+import { DeviceId, isChannelName, isDeviceId } from './protocol.js'
 import { createRealtime } from './realtime.js'
 
 /** What the checks before the 101 decided; `forget` drops it if the socket closes before the upgrade. */
-interface Handshake { deviceId: string, auth: unknown, forget: () => void }
+interface Handshake { deviceId: string, auth: unknown, channels: string[], forget: () => void }
 
 const querystring = Type.Object({ deviceId: Type.Optional(DeviceId) })
 
@@ -96,9 +96,15 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
       }
       const deviceId = auth?.deviceId ?? asked ?? randomUUID()
       if ((asked !== undefined && asked !== deviceId) || !isDeviceId(deviceId)) return refuse(reply, 403)
+      const channels = auth?.channels ?? []
+      if (!Array.isArray(channels) || !channels.every(isChannelName)) {
+        request.log.error({ channels }, 'fastify-realtime: authenticate returned channels that are not an array of channel names')
+        return refuse(reply, 500)
+      }
       const forget = (): void => { handshakes.delete(request) }
-      handshakes.set(request, { deviceId, auth, forget })
-      request.raw.socket.once('close', forget)
+      handshakes.set(request, { deviceId, auth, channels, forget })
+      // An injected upgrade (app.injectWS) has no TCP socket: its handshake cannot be abandoned before the upgrade.
+      request.raw.socket?.once('close', forget)
     },
     handler (_request, reply) {
       return reply.code(426).header('upgrade', 'websocket').send({
@@ -109,8 +115,8 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
       const handshake = handshakes.get(request)!
       handshakes.delete(request)
       // The TCP socket lives on as the WebSocket's: drop the listener, or it would keep the request alive.
-      request.raw.socket.off('close', handshake.forget)
-      const connection = new Connection(ctx, socket, handshake.deviceId, handshake.auth)
+      request.raw.socket?.off('close', handshake.forget)
+      const connection = new Connection(ctx, socket, handshake.deviceId, handshake.auth, handshake.channels)
       if (state.closing) connection.close(CloseCode.GOING_AWAY, 'server shutting down')
     }
   })
@@ -149,15 +155,15 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
   })
 }
 
-const REASONS: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 503: 'Service Unavailable' }
+const REASONS: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 500: 'Internal Server Error', 503: 'Service Unavailable' }
 
 /** Answers a refused upgrade with a JSON error body; never an internal message. */
-function refuse (reply: FastifyReply, status: 401 | 403 | 503, message = REASONS[status]!): FastifyReply {
+function refuse (reply: FastifyReply, status: 401 | 403 | 500 | 503, message = REASONS[status]!): FastifyReply {
   return reply.code(status).send({ statusCode: status, error: REASONS[status], message })
 }
 
 /**
- * The fastify-realtime plugin. Registers a WebSocket route (default `/ws`) speaking protocol v1
+ * The fastify-realtime plugin. Registers a WebSocket route (default `/ws`) speaking protocol v1.1
  * (docs/protocol.md) and decorates `fastify.realtime`. Requires Fastify 5.
  * @throws FST_REALTIME_INVALID_OPTION at register time for an invalid option.
  */

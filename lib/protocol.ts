@@ -1,8 +1,8 @@
 /**
- * Wire protocol v1 (see docs/protocol.md): TypeBox schemas of every frame, compiled validators,
+ * Wire protocol v1.1 (see docs/protocol.md): TypeBox schemas of every frame, compiled validators,
  * wire error codes and frame builders. Pure functions: no sockets, no Redis.
  */
-import Type, { type Static, type TSchema } from 'typebox'
+import Type, { type Static } from 'typebox'
 import { Compile, type Validator } from 'typebox/compile'
 import sjson from 'secure-json-parse'
 import { ACTION_PATTERN, CHANNEL_PATTERN, DEVICE_ID_PATTERN, MAX_ID_LENGTH } from './constants.js'
@@ -26,7 +26,9 @@ export const WireErrorCode = {
   /** The pub/sub backend is unreachable; nothing was delivered. Safe to retry. */
   UNAVAILABLE: 'UNAVAILABLE',
   /** An unexpected server error. The message never carries internal details. */
-  INTERNAL: 'INTERNAL'
+  INTERNAL: 'INTERNAL',
+  /** A handled action's handler did not settle within the server's `handlerTimeout`; its later result is dropped. */
+  TIMEOUT: 'TIMEOUT'
 } as const
 export type WireErrorCode = typeof WireErrorCode[keyof typeof WireErrorCode]
 
@@ -49,12 +51,17 @@ export const JoinFrame = Type.Object({
 export const LeaveFrame = Type.Object({
   type: Type.Literal('leave'), channel: ChannelName, id: Type.Optional(RequestId)
 }, strict)
-/** Client -> server: publish an action to a joined channel. */
+/**
+ * Client -> server: publish an action to a joined channel, or call a handled action. `channel` may be absent for
+ * handled actions only (a request/response call). `exceptSelf: true` (relay actions only) delivers to every member
+ * except the connections of the sender's deviceId.
+ */
 export const ActionFrame = Type.Object({
   type: Type.Literal('action'),
-  channel: ChannelName,
+  channel: Type.Optional(ChannelName),
   action: ActionName,
   payload: Type.Optional(Type.Unknown()),
+  exceptSelf: Type.Optional(Type.Boolean()),
   id: Type.Optional(RequestId)
 }, strict)
 
@@ -70,15 +77,30 @@ export interface ValidationDetail { path: string, message: string }
 
 /** Server -> client: always the first frame of a connection, with the deviceId it was given or assigned. */
 export interface WelcomeFrame { type: 'welcome', deviceId: string }
-/** Server -> client: the join succeeded and the node's subscription is active; `id` echoes the request's. */
+/**
+ * Server -> client: the join succeeded and the node's subscription is active; `id` echoes the request's. Without
+ * `id` it is unsolicited: the server joined the connection (`app.realtime.join`, `connection.join`, or the
+ * `channels` returned by `authenticate`).
+ */
 export interface JoinedFrame { type: 'joined', channel: string, id?: RequestId }
-/** Server -> client: the connection no longer receives the channel (also for a channel it had not joined). */
+/**
+ * Server -> client: the connection no longer receives the channel (also for a channel it had not joined). Without
+ * `id` it is unsolicited: the server removed the connection (`app.realtime.leave`, `connection.leave`).
+ */
 export interface LeftFrame { type: 'left', channel: string, id?: RequestId }
-/** Server -> client: the adapter accepted the publish of the action that carried this `id`. */
-export interface AckFrame { type: 'ack', id: RequestId }
-/** Server -> client: a request failed; `details` lists failing JSON paths for BAD_REQUEST / VALIDATION_FAILED. */
-export interface ErrorFrame {
-  type: 'error', code: WireErrorCode, message: string, id?: RequestId, details?: ValidationDetail[]
+/**
+ * Server -> client, for a request that carried this `id`: a relay action was accepted by the adapter, or a handled
+ * action's handler resolved; `result` is the handler's value (absent when it resolved `undefined` and for relays).
+ */
+export interface AckFrame<R = unknown> { type: 'ack', id: RequestId, result?: R }
+/**
+ * Server -> client: a request failed. `code` is a `WireErrorCode` (the default type parameter) or, for a handled
+ * action whose handler threw `RealtimeError`, the application's code (`^[A-Z][A-Z0-9_]{2,63}$`, type
+ * `ErrorFrame<string, unknown>`). `details`: failing JSON paths `[{ path, message }]` for BAD_REQUEST /
+ * VALIDATION_FAILED; any JSON value given to `RealtimeError`.
+ */
+export interface ErrorFrame<C extends string = WireErrorCode, D = ValidationDetail[]> {
+  type: 'error', code: C, message: string, id?: RequestId, details?: D
 }
 /** A delivery: `channel` is absent for a direct message (`sendToDevice`); `from` is null for server publishes. */
 export interface MessageFrame<P = unknown> {
@@ -185,9 +207,9 @@ export function exceedsDepth (text: string, max: number): boolean {
   return false
 }
 
-/** Builds an error frame object (not serialised). */
-export function errorFrame (code: WireErrorCode, message: string, id?: RequestId, details?: ValidationDetail[]): ErrorFrame {
-  const frame: ErrorFrame = { type: 'error', code, message }
+/** Builds an error frame object (not serialised); `code` is a wire code or an application code. */
+export function errorFrame<C extends string = WireErrorCode, D = ValidationDetail[]> (code: C, message: string, id?: RequestId, details?: D): ErrorFrame<C, D> {
+  const frame: ErrorFrame<C, D> = { type: 'error', code, message }
   if (id !== undefined) frame.id = id
   if (details !== undefined) frame.details = details
   return frame
@@ -203,9 +225,9 @@ export function membershipFrame (type: 'joined' | 'left', channel: string, id: R
   return JSON.stringify(id === undefined ? { type, channel } : { type, channel, id })
 }
 
-/** Serialises an `ack` reply. */
-export function ackFrame (id: RequestId): string {
-  return JSON.stringify({ type: 'ack', id })
+/** Serialises an `ack` reply, with the handler's `result` when it is not `undefined`. @throws what JSON.stringify throws */
+export function ackFrame (id: RequestId, result?: unknown): string {
+  return JSON.stringify(result === undefined ? { type: 'ack', id } : { type: 'ack', id, result })
 }
 
 /**
@@ -214,9 +236,4 @@ export function ackFrame (id: RequestId): string {
  */
 export function messageFrame (channel: string | undefined, action: string, payload: unknown, from: string | null): string {
   return JSON.stringify({ type: 'message', channel, action, payload, from })
-}
-
-/** True when `value` looks like a TypeBox (JSON Schema) object usable by `Compile`. */
-export function isSchema (value: unknown): value is TSchema {
-  return Type.IsSchema(value) && typeof value === 'object' && value !== null && !Array.isArray(value)
 }

@@ -1,17 +1,23 @@
 /**
- * The `fastify.realtime` decorator: server-side publish to a channel and direct send to a deviceId, on every
- * node. Payloads are validated against the registered action schemas and serialised once per call.
+ * The `fastify.realtime` decorator: server-side publish to a channel and direct send to a deviceId, server-side
+ * membership and disconnect of a deviceId, on every node; this node's connections, stats and health. Payloads are
+ * validated against the registered action schemas and serialised once per call.
  */
-import type { Static, TSchema } from 'typebox'
+import { type ActionEntry, type ActionPayload, serverMessage } from './actions.js'
 import type { AdapterStatus, RealtimeAdapter } from './adapters/adapter.js'
-import type { ConnectionContext } from './connection.js'
+import type { ConnectionContext, RealtimeConnection } from './connection.js'
 import type { Counters } from './counters.js'
 import { CHANNEL_TOPIC_PREFIX, DEVICE_TOPIC_PREFIX } from './constants.js'
-import {
-  FST_REALTIME_INVALID_CHANNEL, FST_REALTIME_INVALID_DEVICE_ID, FST_REALTIME_UNKNOWN_ACTION,
-  FST_REALTIME_VALIDATION_FAILED
-} from './errors.js'
-import { isChannelName, isDeviceId, messageFrame, payloadErrors } from './protocol.js'
+import { controlMessage, disconnectCommand, type DisconnectOptions } from './control.js'
+import { encodeEnvelope } from './envelope.js'
+import { FST_REALTIME_INVALID_CHANNEL, FST_REALTIME_INVALID_DEVICE_ID } from './errors.js'
+import { isChannelName, isDeviceId } from './protocol.js'
+
+/** Options of `app.realtime.publish`. */
+export interface PublishOptions {
+  /** A deviceId whose connections (on every node) do not receive this message, e.g. the sender of a typing indicator. */
+  except?: string
+}
 
 /** Counters of one node, from `app.realtime.stats()`. */
 export interface RealtimeStats extends Counters {
@@ -36,22 +42,44 @@ export interface RealtimeHealth {
 }
 
 /** The `fastify.realtime` decorator, typed by the action map `A` (see `RealtimeActions`). */
-export interface Realtime<A extends { [K in keyof A]: TSchema }> {
+export interface Realtime<A extends { [K in keyof A]: ActionEntry }> {
   /** The adapter in use. */
   readonly adapter: RealtimeAdapter
   /**
-   * Publishes `action` with `payload` to every member of `channel` on every node, with `from: null`.
-   * Resolves when the adapter accepted the message.
-   * @throws FST_REALTIME_INVALID_CHANNEL, FST_REALTIME_UNKNOWN_ACTION, FST_REALTIME_VALIDATION_FAILED (with
-   *   `details: { path, message }[]`), or the adapter's error (e.g. FST_REALTIME_ADAPTER_CLOSED), as rejections.
+   * Publishes `action` with `payload` to every member of `channel` on every node, with `from: null`; with
+   * `options.except`, not to the connections of that deviceId. Resolves when the adapter accepted the message.
+   * @throws FST_REALTIME_INVALID_CHANNEL, FST_REALTIME_INVALID_DEVICE_ID (`except`), FST_REALTIME_UNKNOWN_ACTION,
+   *   FST_REALTIME_VALIDATION_FAILED (with `details: { path, message }[]`), or the adapter's error (e.g.
+   *   FST_REALTIME_UNAVAILABLE, FST_REALTIME_ADAPTER_CLOSED), as rejections.
    */
-  publish: <K extends keyof A & string>(channel: string, action: K, payload: Static<A[K]>) => Promise<void>
+  publish: <K extends keyof A & string>(channel: string, action: K, payload: ActionPayload<A, K>, options?: PublishOptions) => Promise<void>
   /**
    * Sends `action` to every connection of `deviceId` on every node, as a message frame without `channel`.
    * @throws FST_REALTIME_INVALID_DEVICE_ID, FST_REALTIME_UNKNOWN_ACTION, FST_REALTIME_VALIDATION_FAILED, or the
    *   adapter's error, as rejections.
    */
-  sendToDevice: <K extends keyof A & string>(deviceId: string, action: K, payload: Static<A[K]>) => Promise<void>
+  sendToDevice: <K extends keyof A & string>(deviceId: string, action: K, payload: ActionPayload<A, K>) => Promise<void>
+  /**
+   * Joins every connection of `deviceId`, on every node, to `channel` (server-side: no `authorizeJoin`); each gets
+   * an unsolicited `{"type":"joined","channel"}` once its subscription is active. Resolves when the adapter accepted
+   * the command (not when every node applied it). Connections opened later are not affected.
+   * @throws FST_REALTIME_INVALID_DEVICE_ID, FST_REALTIME_INVALID_CHANNEL, or the adapter's error, as rejections.
+   */
+  join: (deviceId: string, channel: string) => Promise<void>
+  /**
+   * Removes every connection of `deviceId`, on every node, from `channel`; each one that was joined gets an
+   * unsolicited `{"type":"left","channel"}`. Resolves when the adapter accepted the command.
+   * @throws FST_REALTIME_INVALID_DEVICE_ID, FST_REALTIME_INVALID_CHANNEL, or the adapter's error, as rejections.
+   */
+  leave: (deviceId: string, channel: string) => Promise<void>
+  /**
+   * Closes every connection of `deviceId` on every node with `code` (4000-4999, default 4000) and `reason` (at most
+   * 123 bytes, default `''`), e.g. after a logout. Resolves when the adapter accepted the command.
+   * @throws FST_REALTIME_INVALID_DEVICE_ID, FST_REALTIME_INVALID_CLOSE, or the adapter's error, as rejections.
+   */
+  disconnect: (deviceId: string, options?: DisconnectOptions) => Promise<void>
+  /** This node's open connections (live view; copy it before awaiting inside a loop), for admin routes. */
+  connections: () => IterableIterator<RealtimeConnection>
   /** Counters of this node. */
   stats: () => RealtimeStats
   /** Health of this node: adapter state, connections, channels. */
@@ -63,23 +91,35 @@ export function createRealtime (ctx: ConnectionContext, state: { closing: boolea
   const { adapter, registry, connections, counters, inflight } = ctx
   const actions = ctx.options.actions
 
-  function frame (channel: string | undefined, action: string, payload: unknown): string {
-    const validator = actions.get(action)
-    if (validator === undefined) throw new FST_REALTIME_UNKNOWN_ACTION(action)
-    const details = payloadErrors(validator, payload)
-    if (details !== undefined) throw Object.assign(new FST_REALTIME_VALIDATION_FAILED(action), { details })
-    return messageFrame(channel, action, payload, null)
+  async function control (deviceId: string, command: Parameters<typeof controlMessage>[1]): Promise<void> {
+    const [topic, message] = controlMessage(deviceId, command)
+    await adapter.publish(topic, message)
   }
 
   return {
     adapter,
-    async publish (channel: string, action: string, payload: unknown) {
+    async publish (channel: string, action: string, payload: unknown, options?: PublishOptions) {
       if (!isChannelName(channel)) throw new FST_REALTIME_INVALID_CHANNEL(String(channel))
-      await adapter.publish(CHANNEL_TOPIC_PREFIX + channel, frame(channel, action, payload))
+      const except = options?.except
+      if (except !== undefined && !isDeviceId(except)) throw new FST_REALTIME_INVALID_DEVICE_ID(String(except))
+      const frame = serverMessage(actions, channel, action, payload)
+      await adapter.publish(CHANNEL_TOPIC_PREFIX + channel, except === undefined ? frame : encodeEnvelope({ e: except }, frame))
     },
     async sendToDevice (deviceId: string, action: string, payload: unknown) {
       if (!isDeviceId(deviceId)) throw new FST_REALTIME_INVALID_DEVICE_ID(String(deviceId))
-      await adapter.publish(DEVICE_TOPIC_PREFIX + deviceId, frame(undefined, action, payload))
+      await adapter.publish(DEVICE_TOPIC_PREFIX + deviceId, serverMessage(actions, undefined, action, payload))
+    },
+    async join (deviceId: string, channel: string) {
+      await control(deviceId, { c: 'join', channel })
+    },
+    async leave (deviceId: string, channel: string) {
+      await control(deviceId, { c: 'leave', channel })
+    },
+    async disconnect (deviceId: string, options?: DisconnectOptions) {
+      await control(deviceId, disconnectCommand(options))
+    },
+    connections () {
+      return connections.values()
     },
     stats () {
       return { connections: connections.size, topics: registry.topicCount, inflight: inflight.count, ...counters }
