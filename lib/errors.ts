@@ -3,7 +3,9 @@
  * Codes are stable (match on `err.code`, never on the message). Wire error codes sent to clients
  * (`BAD_REQUEST`, `NOT_JOINED`, ...) are a different thing and live in `protocol.ts`.
  */
-import createError from '@fastify/error'
+// The named import: with the default one the emitted declarations name `createError.FastifyErrorConstructor`, which
+// does not resolve where the default import is the function alone (TypeScript's bundler resolution, `module: commonjs`).
+import { createError } from '@fastify/error'
 
 /** A register option is invalid (thrown by `fastify.register`). Message names the option. */
 export const FST_REALTIME_INVALID_OPTION = createError<[string]>(
