@@ -6,14 +6,46 @@ import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
 import fastifyStatic from '@fastify/static'
 import Type from 'typebox'
-import realtimePlugin, { memoryAdapter, redisAdapter } from '../lib/index.js'
+import realtimePlugin, { defineAction, memoryAdapter, redisAdapter, RealtimeError } from '../lib/index.js'
+
+/** A small in-process store: the last messages of each channel (a database in a real app). */
+const store = new Map<string, Array<{ id: string, at: number, from: string, text: string }>>()
+let lastId = 0
+
+const Text = Type.String({ minLength: 1, maxLength: 4096 })
 
 export const actions = {
-  'chat.message': Type.Object({ text: Type.String({ minLength: 1, maxLength: 4096 }) }, { additionalProperties: false })
+  // A plain relay: existing clients keep working unchanged.
+  'chat.message': Type.Object({ text: Text }, { additionalProperties: false }),
+  // What the server publishes for a stored message.
+  'chat.stored': Type.Object({ id: Type.String(), at: Type.Integer(), from: Type.String(), text: Text }),
+  // Handled: store, publish the stored form, reply with its server id and time.
+  'chat.send': defineAction({
+    payload: Type.Object({ text: Text }, { additionalProperties: false }),
+    reply: Type.Object({ id: Type.String(), at: Type.Integer() }),
+    async handler ({ connection, channel, payload }) {
+      if (channel === undefined) throw new RealtimeError('CHANNEL_REQUIRED', 'chat.send needs a channel')
+      const message = { id: `m${++lastId}`, at: Date.now(), from: connection.deviceId, text: payload.text }
+      const list = store.get(channel) ?? []
+      list.push(message)
+      store.set(channel, list.slice(-100))
+      await app.realtime.publish(channel, 'chat.stored', message)
+      return { id: message.id, at: message.at }
+    }
+  }),
+  // Handled and channel-less: a request/response call listing the channels with recent messages.
+  'rooms.recent': defineAction({
+    payload: Type.Object({}),
+    reply: Type.Array(Type.Object({ channel: Type.String(), messages: Type.Integer(), lastAt: Type.Integer() })),
+    handler: () => [...store].map(([channel, list]) => ({ channel, messages: list.length, lastAt: list.at(-1)!.at }))
+  })
 }
 
 declare module '../lib/index.js' {
-  interface RealtimeActions { 'chat.message': typeof actions['chat.message'] }
+  interface RealtimeActions {
+    'chat.message': typeof actions['chat.message']
+    'chat.stored': typeof actions['chat.stored']
+  }
 }
 
 const port = Number(process.env.PORT ?? 3000)
@@ -26,7 +58,21 @@ await app.register(fastifyStatic, { root: fileURLToPath(new URL('./public/', imp
 await app.register(realtimePlugin, {
   actions,
   adapter: redisUrl === undefined ? memoryAdapter() : redisAdapter({ url: redisUrl }),
-  healthRoute: '/health' // 200 {"status":"ok",...} while the adapter is up, 503 when degraded: for load balancers
+  healthRoute: '/health', // 200 {"status":"ok",...} while the adapter is up, 503 when degraded: for load balancers
+  onConnect: (connection) => { app.log.info({ deviceId: connection.deviceId, id: connection.id }, 'device connected') },
+  onDisconnect: (connection, { code, reason }) => {
+    app.log.info({ deviceId: connection.deviceId, id: connection.id, code, reason }, 'device disconnected')
+  }
+})
+
+// Kicks a device (every tab, every node): curl -XPOST localhost:3000/kick -H 'content-type: application/json' \
+//   -d '{"deviceId":"alice"}'
+app.post('/kick', {
+  schema: { body: Type.Object({ deviceId: Type.String({ pattern: '^[A-Za-z0-9_-]{1,64}$' }) }) }
+}, async (request) => {
+  const { deviceId } = request.body as { deviceId: string }
+  await app.realtime.disconnect(deviceId, { code: 4001, reason: 'kicked' })
+  return { ok: true }
 })
 
 // Publishing from an HTTP route: curl -XPOST localhost:3000/announce -H 'content-type: application/json' \

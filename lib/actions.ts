@@ -65,8 +65,12 @@ export type ActionPayload<A, K extends keyof A> = Static<PayloadSchemaOf<A[K]>>
  * declares `reply`, `unknown` for a handled action without it, `undefined` for a relay.
  */
 export type ActionReply<A, K extends keyof A> = A[K] extends { handler: ActionHandler }
-  ? (A[K] extends { reply: infer R extends TSchema } ? Static<R> : unknown)
+  ? (A[K] extends { reply?: infer R extends TSchema } ? Static<R> : unknown)
   : undefined
+
+/** An `ActionSpec` with its `handler`: what `defineAction` returns for a handled action. */
+export type HandledActionSpec<P extends TSchema = TSchema, R extends TSchema = TSchema, Auth = any> =
+  ActionSpec<P, R, Auth> & { handler: ActionHandler<Static<P>, Static<R>, Auth> }
 
 /**
  * Defines a handled (or relay) action with its types inferred: `handler`'s `payload` is `Static<payload>` and its
@@ -82,7 +86,9 @@ export type ActionReply<A, K extends keyof A> = A[K] extends { handler: ActionHa
  * }
  * ```
  */
-export function defineAction<P extends TSchema, R extends TSchema = TSchema, Auth = any> (spec: ActionSpec<P, R, Auth>): ActionSpec<P, R, Auth> {
+export function defineAction<P extends TSchema, R extends TSchema = TSchema, Auth = any> (spec: HandledActionSpec<P, R, Auth>): HandledActionSpec<P, R, Auth>
+export function defineAction<P extends TSchema> (spec: { payload: P }): ActionSpec<P>
+export function defineAction (spec: ActionSpec): ActionSpec {
   return spec
 }
 

@@ -38,11 +38,11 @@ export { realtimePlugin }
 export default realtimePlugin
 export type { Realtime, RealtimeStats, RealtimeHealth, PublishOptions } from './realtime.js'
 export type { DisconnectOptions } from './control.js'
-export type { RealtimePluginOptions, AuthResult } from './options.js'
+export { realtimeOptions, type RealtimePluginOptions, type AuthResult } from './options.js'
 export {
   defineAction,
   type ActionMap, type ActionEntry, type ActionSpec, type ActionHandler, type ActionCall, type ActionDefinition,
-  type ActionPayload, type ActionReply, type PayloadSchemaOf
+  type ActionPayload, type ActionReply, type PayloadSchemaOf, type HandledActionSpec
 } from './actions.js'
 export type { RealtimeConnection } from './connection.js'
 export type { RealtimeAdapter, MessageHandler, AdapterStatus } from './adapters/adapter.js'

@@ -27,8 +27,12 @@ import { createOriginCheck, type AllowedOrigins, type OriginCheck } from './orig
  */
 export type AuthResult = { deviceId?: string, channels?: string[] } & Record<string, unknown>
 
-/** Options of `fastify.register(realtimePlugin, options)`. */
-export interface RealtimePluginOptions<A extends ActionMap = ActionMap> {
+/**
+ * Options of `fastify.register(realtimePlugin, options)`. `A` is the action map; `Auth` is what `authenticate`
+ * returns, the type of `connection.auth` in every hook and `authorize*` callback. Both are inferred when the options
+ * are written inside `realtimeOptions({...})`, or can be given: `RealtimePluginOptions<typeof actions, MyAuth>`.
+ */
+export interface RealtimePluginOptions<A extends ActionMap = ActionMap, Auth extends AuthResult = AuthResult> {
   /** Route path of the WebSocket endpoint. Default `'/ws'`. */
   path?: string
   /**
@@ -43,9 +47,9 @@ export interface RealtimePluginOptions<A extends ActionMap = ActionMap> {
    * Runs before the 101, after the query is validated. Return an identity (exposed as `connection.auth`);
    * throw to refuse: an error whose `statusCode` is 403 gives 403, anything else 401. No upgrade happens.
    */
-  authenticate?: (request: FastifyRequest) => AuthResult | undefined | Promise<AuthResult | undefined>
+  authenticate?: (request: FastifyRequest) => Auth | undefined | Promise<Auth | undefined>
   /** Called for each join; anything but `true` refuses it with a `FORBIDDEN` error reply (a throw: `INTERNAL`, logged). */
-  authorizeJoin?: (connection: RealtimeConnection, channel: string) => boolean | Promise<boolean>
+  authorizeJoin?: (connection: RealtimeConnection<Auth>, channel: string) => boolean | Promise<boolean>
   /** Largest accepted frame in bytes; a larger one closes the connection with 1009. Default 65536 (64 KiB). */
   maxPayload?: number
   /** Most channels one connection may join; more get a `LIMIT_EXCEEDED` error reply. Default 100. */
@@ -61,7 +65,7 @@ export interface RealtimePluginOptions<A extends ActionMap = ActionMap> {
    * May be async: later frames of the connection then wait for it, so publish order is kept. `channel` is
    * `undefined` only for a channel-less call of a handled action.
    */
-  authorizePublish?: (connection: RealtimeConnection, channel: string | undefined, action: string) => boolean | Promise<boolean>
+  authorizePublish?: (connection: RealtimeConnection<Auth>, channel: string | undefined, action: string) => boolean | Promise<boolean>
   /**
    * Longest time in ms a handled action's handler may take; past it the sender gets `TIMEOUT` and the handler's
    * later result is dropped (the handler is not cancelled). Default 10000.
@@ -71,20 +75,20 @@ export interface RealtimePluginOptions<A extends ActionMap = ActionMap> {
    * Called after the welcome frame was sent (and after the `channels` returned by `authenticate` were joined).
    * Sync or async; a throw is logged and closes nothing.
    */
-  onConnect?: (connection: RealtimeConnection) => unknown
+  onConnect?: (connection: RealtimeConnection<Auth>) => unknown
   /**
    * Called once per connection after its socket closed, whatever the cause (client close, missed heartbeat, slow
    * consumer, shutdown, `app.realtime.disconnect`), after `onLeave` for every channel it still had. `code` is the
    * close code (1006 when the socket was destroyed without a close frame), `reason` the close reason.
    */
-  onDisconnect?: (connection: RealtimeConnection, close: { code: number, reason: string }) => unknown
+  onDisconnect?: (connection: RealtimeConnection<Auth>, close: { code: number, reason: string }) => unknown
   /** Called after a `joined` was sent (client join, or a server-side join). Sync or async; a throw is logged. */
-  onJoin?: (connection: RealtimeConnection, channel: string) => unknown
+  onJoin?: (connection: RealtimeConnection<Auth>, channel: string) => unknown
   /**
    * Called after a channel was left (`left` sent, client- or server-initiated), and for every channel still joined
    * when the connection closes (before `onDisconnect`). Sync or async; a throw is logged.
    */
-  onLeave?: (connection: RealtimeConnection, channel: string) => unknown
+  onLeave?: (connection: RealtimeConnection<Auth>, channel: string) => unknown
   /** Unsent bytes (`bufferedAmount`) past which a connection is a slow consumer. Default 1048576 (1 MiB). */
   maxBufferedBytes?: number
   /**
@@ -145,35 +149,51 @@ const OPTION_NAMES: { readonly [K in keyof Required<RealtimePluginOptions>]: tru
 /** The names of every plugin option. */
 export const KNOWN_OPTIONS: readonly string[] = Object.keys(OPTION_NAMES)
 
+/**
+ * Returns `options` unchanged, typed: the action map and the return type of `authenticate` are inferred, so
+ * `connection.auth` is typed in every hook and `authorize*` callback without a cast.
+ *
+ * ```ts
+ * await app.register(realtimePlugin, realtimeOptions({
+ *   actions,
+ *   authenticate: async (request) => ({ deviceId: user.id, role: user.role }),
+ *   authorizeJoin: (connection, channel) => connection.auth.role === 'admin' || !channel.startsWith('admin:')
+ * }))
+ * ```
+ */
+export function realtimeOptions<A extends ActionMap = ActionMap, Auth extends AuthResult = AuthResult> (options: RealtimePluginOptions<A, Auth>): RealtimePluginOptions<A, Auth> {
+  return options
+}
+
 /** Options after defaults and validation. */
 export interface ResolvedOptions {
   path: string
   actions: ReadonlyMap<string, ActionDefinition>
   adapter: RealtimeAdapter
-  authenticate: RealtimePluginOptions['authenticate']
-  authorizeJoin: RealtimePluginOptions['authorizeJoin']
+  authenticate: RealtimePluginOptions<ActionMap, any>['authenticate']
+  authorizeJoin: RealtimePluginOptions<ActionMap, any>['authorizeJoin']
   maxPayload: number
   maxChannelsPerConnection: number
   heartbeatInterval: number
   closeTimeout: number
   maxDepth: number
-  authorizePublish: RealtimePluginOptions['authorizePublish']
+  authorizePublish: RealtimePluginOptions<ActionMap, any>['authorizePublish']
   handlerTimeout: number
-  onConnect: RealtimePluginOptions['onConnect']
-  onDisconnect: RealtimePluginOptions['onDisconnect']
-  onJoin: RealtimePluginOptions['onJoin']
-  onLeave: RealtimePluginOptions['onLeave']
+  onConnect: RealtimePluginOptions<ActionMap, any>['onConnect']
+  onDisconnect: RealtimePluginOptions<ActionMap, any>['onDisconnect']
+  onJoin: RealtimePluginOptions<ActionMap, any>['onJoin']
+  onLeave: RealtimePluginOptions<ActionMap, any>['onLeave']
   maxBufferedBytes: number
   slowConsumer: 'close' | 'drop'
   limiter: FrameLimiter | undefined
   maxConnections: number
   originCheck: OriginCheck
   healthRoute: string | undefined
-  handleProtocols: RealtimePluginOptions['handleProtocols']
+  handleProtocols: RealtimePluginOptions<ActionMap, any>['handleProtocols']
 }
 
 /** Applies defaults and validates every option. @throws FST_REALTIME_INVALID_OPTION */
-export function resolveOptions (opts: RealtimePluginOptions<any>): ResolvedOptions {
+export function resolveOptions (opts: RealtimePluginOptions<any, any>): ResolvedOptions {
   if (opts === null || typeof opts !== 'object') throw new FST_REALTIME_INVALID_OPTION('options must be an object')
   refuseUnknown(opts)
   const path = routePath(opts.path ?? DEFAULT_PATH, 'path')

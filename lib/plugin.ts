@@ -22,7 +22,7 @@ interface Handshake { deviceId: string, auth: unknown, channels: string[], forge
 
 const querystring = Type.Object({ deviceId: Type.Optional(DeviceId) })
 
-async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<any>): Promise<void> {
+async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<any, any>): Promise<void> {
   if (fastify.hasDecorator('realtime')) throw new FST_REALTIME_ALREADY_REGISTERED()
   const options = resolveOptions(opts)
   const { adapter, authenticate, originCheck, maxConnections } = options
