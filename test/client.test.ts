@@ -2,8 +2,10 @@
  * Integration tests of fastify-realtime/client (lib/client) against a real server on a loopback port, in Node
  * (which has no global WebSocket in Node 20, so the client loads `ws`).
  */
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer, type Socket } from 'node:net'
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { WebSocket as ServerSocket } from 'ws'
@@ -637,4 +639,34 @@ t.test('a throwing handler is reported as an error event and does not stop other
   t.equal(err.code, 'HANDLER_FAILED')
   t.match(err.cause, { message: 'boom' })
   await box.until('x')
+})
+
+t.test('examples/client.ts joins lobby, publishes every interval with the typed client, and Ctrl-C closes with 1000', async (t) => {
+  const { app, url } = await startServer()
+  t.teardown(() => app.close())
+  const server = track(app)
+  const observer = await open(url, { deviceId: 'observer' })
+  t.teardown(() => observer.close())
+  await observer.join('lobby')
+  const box = inbox(observer, 'lobby')
+  const connected = server.next('example-1')
+  const example = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../examples/client.ts', import.meta.url)),
+    '--url', url, '--device', 'example-1', '--interval', '20'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const reap = (): void => { example.kill('SIGKILL') }
+  process.once('exit', reap)
+  t.teardown(() => { process.off('exit', reap); example.kill('SIGKILL') })
+  let output = ''
+  example.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  const exited = once(example, 'exit')
+  const socket = await connected
+  const serverClosed = once(socket, 'close')
+  await box.until('message 2')
+  t.same(box.from.slice(0, 2), ['example-1', 'example-1'])
+  example.kill('SIGINT')
+  const [code] = await serverClosed as [number]
+  t.equal(code, 1000, 'the server saw close code 1000')
+  t.same(await exited, [0, null], 'exit code 0')
+  t.match(output, /^connected as example-1\njoined lobby\n/)
+  t.match(output, /\[lobby\] example-1: message 1\n/)
+  t.match(output, /closed 1000/)
 })
