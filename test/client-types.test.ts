@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import t from 'tap'
 import ts from 'typescript'
-import Type from 'typebox'
+import Type, { type Static, type TSchema } from 'typebox'
 import {
   createClient, RealtimeError, type ActionPayload, type ActionResult, type CloseDetail, type HandledActionName,
   type MembershipDetail, type RealtimeClient, type RealtimeErrorCode
@@ -36,7 +36,20 @@ export const appActions = {
   'audit.log': {
     payload: Type.Object({ n: Type.Number() }),
     handler: () => undefined
-  }
+  },
+  'profile.get': spec({
+    payload: Type.Object({ userId: Type.String() }),
+    reply: Type.Object({ name: Type.String() }),
+    handler: () => ({ name: 'Ada' })
+  })
+}
+
+/**
+ * A definition helper shaped like the server's `defineAction`: it returns the spec type, whose `reply` and `handler`
+ * are optional properties. The client must still see a handled action with a typed reply.
+ */
+function spec<P extends TSchema, R extends TSchema = TSchema> (s: { payload: P, reply?: R, handler?: (call: { payload: Static<P> }) => Static<R> | Promise<Static<R>> }): { payload: P, reply?: R, handler?: (call: { payload: Static<P> }) => Static<R> | Promise<Static<R>> } {
+  return s
 }
 
 type Equal<X, Y> = (<T>() => T extends X ? 1 : 2) extends (<T>() => T extends Y ? 1 : 2) ? true : false
@@ -152,7 +165,13 @@ export function handledTypeChecks (client: RealtimeClient<typeof appActions>): v
   expectType<Equal<ActionResult<M, 'chat.message'>, undefined>>()
   expectType<Equal<ActionResult<M, 'chat.typing'>, undefined>>()
   expectType<Equal<ActionResult<M, 'audit.log'>, unknown>>()
-  expectType<Equal<HandledActionName<M>, 'chat.send' | 'rooms.list' | 'audit.log'>>()
+  expectType<Equal<ActionResult<M, 'profile.get'>, { name: string }>>()
+  expectType<Equal<ActionPayload<M, 'profile.get'>, { userId: string }>>()
+  expectType<Equal<HandledActionName<M>, 'chat.send' | 'rooms.list' | 'audit.log' | 'profile.get'>>()
+  const profile: Promise<{ name: string }> = client.rpc('profile.get', { userId: 'u1' })
+  use(profile)
+  // @ts-expect-error: wrong payload of a helper-defined action
+  use(client.rpc('profile.get', { id: 'u1' }))
 
   const sent: Promise<{ id: string, at: number }> = client.publish('lobby', 'chat.send', { text: 'hi' })
   const relayed: Promise<undefined> = client.publish('lobby', 'chat.message', { text: 'hi' })

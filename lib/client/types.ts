@@ -28,16 +28,19 @@ export type ClientActionMap = { [name: string]: TSchema | ClientActionDefinition
 /** The action names of the map `A`. */
 export type ActionName<A> = keyof A & string
 
-/** A server-side handler of any signature: what marks an action as handled. */
-type AnyHandler = (...args: any[]) => unknown
-
 /** The payload type of one definition (distributes over unions). */
 type PayloadOf<D> = D extends { payload: infer P extends TSchema } ? Static<P> : D extends TSchema ? Static<D> : never
 
-/** The result type of one definition: the reply schema's type for a handled action, `undefined` for a relay. */
-type ResultOf<D> = D extends { handler: AnyHandler, reply: infer R extends TSchema }
-  ? Static<R>
-  : D extends { handler: AnyHandler } ? unknown : undefined
+/**
+ * True for a handled definition: one whose type has a `handler` property, required (an object literal with a
+ * handler) or optional (the type a helper such as the server's `defineAction` returns).
+ */
+type IsHandled<D> = D extends { payload: TSchema } ? ('handler' extends keyof D ? true : false) : false
+
+/** The result type of one definition: `Static<reply>` for a handled action, `unknown` without reply, else `undefined`. */
+type ResultOf<D> = IsHandled<D> extends true
+  ? D extends { reply?: infer R } ? ([Exclude<R, undefined>] extends [TSchema] ? Static<Exclude<R, undefined>> : unknown) : unknown
+  : undefined
 
 /**
  * The payload type of action `K` of the map `A`: the static type of its TypeBox schema (of `payload` in the
@@ -58,7 +61,7 @@ export type ActionResult<A, K extends keyof A> = string extends keyof A ? unknow
  */
 export type HandledActionName<A> = string extends keyof A
   ? string
-  : { [K in ActionName<A>]: A[K] extends { handler: AnyHandler } ? K : never }[ActionName<A>]
+  : { [K in ActionName<A>]: IsHandled<A[K]> extends true ? K : never }[ActionName<A>]
 
 /** Options of one `publish`. */
 export interface PublishOptions {
