@@ -5,7 +5,7 @@
  * the `Link`'s (link.ts); the calls awaiting replies are the `Requests`' (requests.ts).
  */
 import { CloseCode } from '../constants.js'
-import type { AckFrame, ErrorFrame, MessageFrame, ServerFrame } from '../protocol.js'
+import type { ErrorFrame, MessageFrame, ServerFrame } from '../protocol.js'
 import { endpointUrl, withDeviceId } from './endpoint.js'
 import { RealtimeError } from './errors.js'
 import { Handlers } from './handlers.js'
@@ -18,9 +18,6 @@ import type {
   RealtimeClientEventMap
 } from './types.js'
 import type { TSchema } from 'typebox'
-
-/** An `ack` as protocol v1.1 sends it: with the handler's `result` for a handled action (absent when undefined). */
-type AckWithResult = AckFrame & { result?: unknown }
 
 /**
  * A realtime client typed by the server's action map `A` (`createClient<typeof actions>(url)`).
@@ -208,7 +205,7 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema | ClientActionDe
         return
       }
       case 'ack':
-        this.#requests.reply(frame.id, undefined, (frame as AckWithResult).result)
+        this.#requests.reply(frame.id, undefined, frame.result)
         return
       case 'error': return this.#onErrorFrame(frame)
       case 'message': return this.#deliver(frame)
@@ -229,7 +226,7 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema | ClientActionDe
     this.#dispatch('open', { deviceId, reconnected })
   }
 
-  #onErrorFrame (frame: ErrorFrame): void {
+  #onErrorFrame (frame: ErrorFrame<string, unknown>): void {
     const error = new RealtimeError(frame.code, frame.message, { details: frame.details, id: frame.id })
     if (!this.#requests.reply(frame.id, error)) this.#emitError(error)
   }

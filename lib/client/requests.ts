@@ -9,7 +9,7 @@ import { RealtimeError } from './errors.js'
  * An `action` frame as the client sends it (protocol v1.1): `channel` is absent for a channel-less call of a handled
  * action (`rpc`), and `exceptSelf: true` is present only when the publish asked for it.
  */
-export type ActionRequestFrame = Omit<ActionFrame, 'channel' | 'id'> & { channel?: string, exceptSelf?: true }
+export type ActionRequestFrame = Omit<ActionFrame, 'id'>
 
 /** A request frame as the client sends it: always with a numeric id. */
 export type RequestFrame = (Omit<JoinFrame, 'id'> | Omit<LeaveFrame, 'id'> | ActionRequestFrame) & { id: number }

@@ -3,27 +3,21 @@
  * state and the details of its lifecycle events.
  */
 import type { Static, TSchema } from 'typebox'
+import type { ActionEntry, ActionMap } from '../actions.js'
 import type { RealtimeError } from './errors.js'
 
 /**
- * The object form of an action definition as the client reads it from the server's action map:
- * `{ payload, reply?, handler? }`. With `handler` the action is *handled* by the server (its result is the reply);
- * without, it is a relay like a bare schema. The client never calls `handler`: it only reads its presence.
+ * One entry of the server's action map, as the client reads it (the server's `ActionEntry`): a TypeBox schema of
+ * the payload (a relay action), or `{ payload, reply?, handler? }` (handled with `handler`, else a relay). The
+ * client never calls `handler`: it only reads whether the entry has one.
  */
-export interface ClientActionDefinition {
-  /** TypeBox schema of the payload. */
-  payload: TSchema
-  /** TypeBox schema of the handler's result, sent back in `ack.result`. */
-  reply?: TSchema
-  /** The server's handler (any signature). */
-  handler?: (...args: any[]) => unknown
-}
+export type ClientActionDefinition = ActionEntry
 
 /**
- * A map of action name -> definition: a TypeBox schema of the payload (a relay action), or
- * `{ payload, reply?, handler? }`. The same object the server registers as `actions`, imported as a type.
+ * A map of action name -> definition: the same object the server registers as `actions` (the server's
+ * `ActionMap`), imported as a type.
  */
-export type ClientActionMap = { [name: string]: TSchema | ClientActionDefinition }
+export type ClientActionMap = ActionMap
 
 /** The action names of the map `A`. */
 export type ActionName<A> = keyof A & string
