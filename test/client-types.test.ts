@@ -177,6 +177,8 @@ export function handledTypeChecks (client: RealtimeClient<typeof appActions>): v
   const relayed: Promise<undefined> = client.publish('lobby', 'chat.message', { text: 'hi' })
   const typing: Promise<undefined> = client.publish('lobby', 'chat.typing', { on: true }, { exceptSelf: true })
   use(sent, relayed, typing)
+  // @ts-expect-error: exceptSelf is for relay actions: a handler decides who receives what
+  use(client.publish('lobby', 'chat.send', { text: 'hi' }, { exceptSelf: true }))
   use(client.publish('lobby', 'chat.send', { text: 'hi' }).then((reply) => {
     const id: string = reply.id
     // @ts-expect-error: not a field of the reply

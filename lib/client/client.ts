@@ -14,7 +14,7 @@ import { type ClientOptions, resolveClientOptions } from './options.js'
 import { type FrameBody, type PendingRequest, Requests } from './requests.js'
 import type {
   ActionName, ActionPayload, ActionResult, ClientActionDefinition, ClientActionMap, ClientState,
-  DirectMessageHandler, HandledActionName, Listener, ListenerOptions, MessageHandler, PublishOptions,
+  DirectMessageHandler, HandledActionName, Listener, ListenerOptions, MessageHandler, PublishOptions, PublishOptionsOf,
   RealtimeClientEventMap
 } from './types.js'
 import type { TSchema } from 'typebox'
@@ -92,14 +92,16 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema | ClientActionDe
    * (the sender's own connections included unless `options.exceptSelf`); it resolves with `undefined` once the
    * server's pub/sub accepted it. A handled action runs the server's handler, which decides what to publish; it
    * resolves with the handler's result (`ack.result`), typed from the action's `reply` schema.
-   * @param options `{ exceptSelf: true }`: no connection of this deviceId receives the message (default false)
+   * @param options relay actions only: `{ exceptSelf: true }`, no connection of this deviceId receives the message
+   *   (default false)
    * @throws (as a rejection) RealtimeError `VALIDATION_FAILED` (with `details`), `UNKNOWN_ACTION`, `NOT_JOINED`,
    *   `FORBIDDEN`, `UNAVAILABLE` (not delivered, safe to retry), `BAD_REQUEST`, `RATE_LIMITED`, `INTERNAL`,
    *   `TIMEOUT`, an application's own code thrown by the handler (unchanged, with its `details`), `QUEUE_FULL`,
    *   `DISCONNECTED` (dropped before the ack: maybe delivered), `CLOSED`
    */
-  publish<K extends ActionName<A>> (channel: string, action: K, payload: ActionPayload<A, K>, options?: PublishOptions): Promise<ActionResult<A, K>> {
-    const body: FrameBody = options?.exceptSelf === true
+  publish<K extends ActionName<A>> (channel: string, action: K, payload: ActionPayload<A, K>, options?: PublishOptionsOf<A, K>): Promise<ActionResult<A, K>> {
+    const opts: PublishOptions | undefined = options
+    const body: FrameBody = opts?.exceptSelf === true
       ? { type: 'action', channel, action, payload, exceptSelf: true }
       : { type: 'action', channel, action, payload }
     return this.#request(body) as Promise<ActionResult<A, K>>

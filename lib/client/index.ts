@@ -23,6 +23,6 @@ export type { SocketLike, WebSocketConstructor } from './socket.js'
 export type {
   ActionName, ActionPayload, ActionResult, ClientActionDefinition, ClientActionMap, ClientState, CloseDetail,
   DirectMessageHandler, DirectMessageMeta, HandledActionName, MembershipDetail, MessageHandler, MessageMeta, OpenDetail,
-  PublishOptions, ReconnectingDetail, RealtimeClientEventMap
+  PublishOptions, PublishOptionsOf, ReconnectingDetail, RealtimeClientEventMap
 } from './types.js'
 export type { WireErrorCode, ValidationDetail, RequestId } from '../protocol.js'

@@ -57,12 +57,21 @@ export type HandledActionName<A> = string extends keyof A
   ? string
   : { [K in ActionName<A>]: IsHandled<A[K]> extends true ? K : never }[ActionName<A>]
 
-/** Options of one `publish`. */
+/**
+ * The options `publish` accepts for action `K` of the map `A`: `PublishOptions` for a relay action; none for a
+ * handled action, whose handler decides who receives what (the server answers `exceptSelf` on it with
+ * `BAD_REQUEST`).
+ */
+export type PublishOptionsOf<A, K extends keyof A> = string extends keyof A
+  ? PublishOptions
+  : IsHandled<A[K]> extends true ? never : PublishOptions
+
+/** Options of one `publish` of a relay action. */
 export interface PublishOptions {
   /**
    * When true, no connection of this client's deviceId (this one or another tab of the same device) receives the
-   * message; every other member does. Sent as `"exceptSelf": true` in the `action` frame. For typing indicators and
-   * cursors. Default false.
+   * message; every other member does, on every node. Sent as `"exceptSelf": true` in the `action` frame (protocol
+   * v1.1; relay actions only). For typing indicators and cursors. Default false.
    */
   exceptSelf?: boolean
 }
