@@ -9,6 +9,7 @@ import { dirname, join } from 'node:path'
 import t from 'tap'
 import ts from 'typescript'
 import Type, { type Static, type TSchema } from 'typebox'
+import { defineAction } from '../lib/index.js'
 import {
   createClient, RealtimeError, type ActionPayload, type ActionResult, type CloseDetail, type HandledActionName,
   type MembershipDetail, type RealtimeClient, type RealtimeErrorCode
@@ -37,6 +38,11 @@ export const appActions = {
     payload: Type.Object({ n: Type.Number() }),
     handler: () => undefined
   },
+  'profile.save': defineAction({
+    payload: Type.Object({ name: Type.String() }),
+    reply: Type.Object({ saved: Type.Boolean() }),
+    handler: async ({ payload }) => ({ saved: payload.name !== '' })
+  }),
   'profile.get': spec({
     payload: Type.Object({ userId: Type.String() }),
     reply: Type.Object({ name: Type.String() }),
@@ -167,7 +173,13 @@ export function handledTypeChecks (client: RealtimeClient<typeof appActions>): v
   expectType<Equal<ActionResult<M, 'audit.log'>, unknown>>()
   expectType<Equal<ActionResult<M, 'profile.get'>, { name: string }>>()
   expectType<Equal<ActionPayload<M, 'profile.get'>, { userId: string }>>()
-  expectType<Equal<HandledActionName<M>, 'chat.send' | 'rooms.list' | 'audit.log' | 'profile.get'>>()
+  expectType<Equal<HandledActionName<M>, 'chat.send' | 'rooms.list' | 'audit.log' | 'profile.save' | 'profile.get'>>()
+  // The server's own defineAction: the reply type reaches publish and rpc.
+  expectType<Equal<ActionResult<M, 'profile.save'>, { saved: boolean }>>()
+  const saved: Promise<{ saved: boolean }> = client.rpc('profile.save', { name: 'Ada' })
+  use(saved)
+  // @ts-expect-error: the payload of a defineAction entry is checked
+  use(client.rpc('profile.save', { name: 1 }))
   const profile: Promise<{ name: string }> = client.rpc('profile.get', { userId: 'u1' })
   use(profile)
   // @ts-expect-error: wrong payload of a helper-defined action
