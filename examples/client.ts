@@ -1,11 +1,13 @@
 /**
- * Example Node client: joins a channel, sends a chat message every second, prints what it receives;
- * Ctrl-C closes with 1000 and exits.
+ * Example Node client, on the typed client of fastify-realtime/client: joins a channel, sends a chat message every
+ * second, prints what it receives and its connection events (it reconnects and re-joins by itself when the server
+ * restarts); Ctrl-C closes with 1000 and exits.
  *
  *   npx tsx examples/client.ts --url ws://127.0.0.1:3000/ws --channel lobby --device node-1
  */
 import { parseArgs } from 'node:util'
-import WebSocket from 'ws'
+import { createClient, RealtimeError } from '../lib/client/index.js'
+import type { actions } from './server.js' // the server's action map, as a type only: no server code runs here
 
 const { values } = parseArgs({
   options: {
@@ -15,36 +17,52 @@ const { values } = parseArgs({
     interval: { type: 'string', default: '1000' }
   }
 })
+const channel = values.channel
+const interval = Number(values.interval)
+if (!Number.isSafeInteger(interval) || interval < 1) throw new TypeError(`--interval must be a positive integer (ms), got ${values.interval}`)
 
-const url = new URL(values.url)
-if (values.device !== undefined) url.searchParams.set('deviceId', values.device)
-const ws = new WebSocket(url)
+const client = createClient<typeof actions>(values.url, values.device === undefined ? {} : { deviceId: values.device })
 let timer: NodeJS.Timeout | undefined
 let n = 0
 
-ws.on('message', (data) => {
-  const frame = JSON.parse(data.toString())
-  console.log('<-', JSON.stringify(frame))
-  if (frame.type === 'welcome') ws.send(JSON.stringify({ type: 'join', channel: values.channel, id: 'join' }))
-  if (frame.type === 'joined') {
-    timer = setInterval(() => {
-      n++
-      ws.send(JSON.stringify({
-        type: 'action', channel: values.channel, action: 'chat.message', payload: { text: `message ${n}` }, id: n
-      }))
-    }, Number(values.interval))
+client.addEventListener('open', ({ detail }) => {
+  console.log(`${detail.reconnected ? 'reconnected' : 'connected'} as ${detail.deviceId}`)
+})
+client.addEventListener('close', ({ detail }) => {
+  console.log(`closed ${detail.code} ${detail.reason}${detail.willReconnect ? ' (will reconnect)' : ''}`)
+  if (!detail.willReconnect) {
+    clearInterval(timer)
+    process.exitCode = detail.code === 1000 ? 0 : 1
   }
 })
-ws.on('close', (code, reason) => {
-  clearInterval(timer)
-  console.log(`closed ${code} ${reason.toString()}`)
-  process.exit(0)
+client.addEventListener('reconnecting', ({ detail }) => {
+  console.log(`reconnect attempt ${detail.attempt} in ${detail.delay} ms`)
 })
-ws.on('error', (err) => {
-  console.error('error:', err.message)
-  process.exitCode = 1
+client.addEventListener('error', ({ detail }) => {
+  console.error(`error ${detail.code}: ${detail.message}`)
 })
+
+// payload is typed from the server's schema: { text: string }
+client.on(channel, 'chat.message', (payload, { from }) => {
+  console.log(`[${channel}] ${from ?? 'server'}: ${payload.text}`)
+})
+
+try {
+  await client.join(channel) // queued until the server's welcome, resolves on `joined`
+  console.log(`joined ${channel}`)
+  timer = setInterval(() => {
+    n++
+    // While disconnected, calls wait in the client's queue and are sent once after the reconnect.
+    client.publish(channel, 'chat.message', { text: `message ${n}` }).catch((err: unknown) => {
+      console.error(`message ${n} not sent: ${err instanceof RealtimeError ? err.code : String(err)}`)
+    })
+  }, interval)
+} catch (err) {
+  console.error(`cannot join ${channel}: ${err instanceof RealtimeError ? err.code : String(err)}`)
+  await client.close()
+}
+
 process.once('SIGINT', () => {
   clearInterval(timer)
-  ws.close(1000, 'bye')
+  client.close().then(() => process.exit(0), () => process.exit(1)) // close code 1000
 })

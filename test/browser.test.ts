@@ -1,12 +1,14 @@
 /**
- * Browser end-to-end test: two chromium pages of the example chat (examples/public/index.html with the bundled
- * client) exchange messages, survive a server restart on the same port, and exchange messages again.
- * Writes test-artifacts/browser.png.
+ * Browser end-to-end tests: two chromium pages of the example chat (examples/public/index.html with the bundled
+ * client) exchange messages, survive a server restart on the same port, and exchange messages again (writes
+ * test-artifacts/browser.png); a page's client reconnects at once on the window's `online` event.
  */
 import { mkdir, readFile } from 'node:fs/promises'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import Fastify from 'fastify'
 import type { Page } from 'playwright-core'
+import realtimePlugin from '../lib/index.js'
 import { bundleClient } from '../examples/build-client.js'
 import { launchBrowser, startExampleServer, watchPage } from './helpers/browser.js'
 
@@ -119,4 +121,51 @@ t.test('two pages chat, survive a server restart on the same port, and chat agai
   t.same([...png.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], `screenshot written to ${screenshot}`)
 
   t.same(problems.flat(), [], 'no page errors')
+})
+
+t.test('a client waiting out its backoff reconnects at once when the window fires online', async (t) => {
+  const { code } = await bundleClient()
+  const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'silent' } })
+  t.teardown(() => app.close())
+  app.get('/client.js', (_request, reply) => { reply.type('text/javascript; charset=utf-8').send(code) })
+  // A 10-minute backoff: within this test only the online event can bring the client back.
+  app.get('/', (_request, reply) => {
+    reply.type('text/html; charset=utf-8').send(`<!doctype html><title>online</title><link rel="icon" href="data:,"><script type="module">
+      import { createClient } from '/client.js'
+      const client = createClient('/ws', { deviceId: 'online-1', minDelay: 600000, maxDelay: 600000 })
+      window.client = client
+      window.opens = 0
+      window.delays = []
+      client.addEventListener('open', () => { window.opens++ })
+      client.addEventListener('reconnecting', (event) => { window.delays.push(event.detail.delay) })
+    </script>`)
+  })
+  await app.register(realtimePlugin, {})
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  let connections = 0
+  app.websocketServer.on('connection', () => { connections++ })
+
+  const browser = await launchBrowser()
+  t.teardown(() => browser.close())
+  const context = await browser.newContext()
+  const page = await context.newPage()
+  const problems = watchPage(page, 'online')
+  await page.goto(`http://127.0.0.1:${port}/`)
+  type Win = { client: { state: string }, opens: number, delays: number[] }
+  await page.waitForFunction(() => (window as unknown as Win).client?.state === 'open', undefined, WAIT)
+
+  // Offline emulation does not end an open socket: the server drops it while the page is offline.
+  await context.setOffline(true)
+  t.equal(await page.evaluate(() => navigator.onLine), false, 'the page is offline')
+  for (const socket of app.websocketServer.clients) socket.terminate()
+  await page.waitForFunction(() => (window as unknown as Win).client.state === 'reconnecting', undefined, WAIT)
+  t.same(await page.evaluate(() => (window as unknown as Win).delays), [600_000], 'the next attempt is 10 minutes away')
+  t.equal(connections, 1)
+
+  await context.setOffline(false)
+  await page.waitForFunction(() => (window as unknown as Win).opens === 2, undefined, WAIT)
+  t.equal(await page.evaluate(() => (window as unknown as Win).client.state), 'open', 'reconnected on online')
+  t.equal(connections, 2)
+  t.same(problems, [], 'no page errors')
 })

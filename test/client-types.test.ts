@@ -8,14 +8,54 @@ import { fileURLToPath } from 'node:url'
 import { dirname, join } from 'node:path'
 import t from 'tap'
 import ts from 'typescript'
-import Type from 'typebox'
+import Type, { type Static, type TSchema } from 'typebox'
+import { defineAction } from '../lib/index.js'
 import {
-  createClient, RealtimeError, type ActionPayload, type CloseDetail, type RealtimeClient, type RealtimeErrorCode
+  createClient, RealtimeError, type ActionPayload, type ActionResult, type CloseDetail, type HandledActionName,
+  type MembershipDetail, type RealtimeClient, type RealtimeErrorCode
 } from '../lib/client/index.js'
 
 export const actions = {
   'chat.message': Type.Object({ text: Type.String() }),
   'cursor.move': Type.Object({ x: Type.Number(), y: Type.Number() })
+}
+
+/** Both forms of action definitions (issue 9): relay schemas, relay objects, handled actions with and without reply. */
+export const appActions = {
+  'chat.message': Type.Object({ text: Type.String() }),
+  'chat.typing': { payload: Type.Object({ on: Type.Boolean() }) },
+  'chat.send': {
+    payload: Type.Object({ text: Type.String() }),
+    reply: Type.Object({ id: Type.String(), at: Type.Number() }),
+    handler: async ({ payload }: { payload: { text: string } }) => ({ id: payload.text, at: 1 })
+  },
+  'rooms.list': {
+    payload: Type.Object({}),
+    reply: Type.Array(Type.String()),
+    handler: () => ['lobby']
+  },
+  'audit.log': {
+    payload: Type.Object({ n: Type.Number() }),
+    handler: () => undefined
+  },
+  'profile.save': defineAction({
+    payload: Type.Object({ name: Type.String() }),
+    reply: Type.Object({ saved: Type.Boolean() }),
+    handler: async ({ payload }) => ({ saved: payload.name !== '' })
+  }),
+  'profile.get': spec({
+    payload: Type.Object({ userId: Type.String() }),
+    reply: Type.Object({ name: Type.String() }),
+    handler: () => ({ name: 'Ada' })
+  })
+}
+
+/**
+ * A definition helper shaped like the server's `defineAction`: it returns the spec type, whose `reply` and `handler`
+ * are optional properties. The client must still see a handled action with a typed reply.
+ */
+function spec<P extends TSchema, R extends TSchema = TSchema> (s: { payload: P, reply?: R, handler?: (call: { payload: Static<P> }) => Static<R> | Promise<Static<R>> }): { payload: P, reply?: R, handler?: (call: { payload: Static<P> }) => Static<R> | Promise<Static<R>> } {
+  return s
 }
 
 type Equal<X, Y> = (<T>() => T extends X ? 1 : 2) extends (<T>() => T extends Y ? 1 : 2) ? true : false
@@ -85,12 +125,112 @@ export function typeChecks (client: RealtimeClient<typeof actions>): void {
     use(code)
   })
 
-  // Without the action map: any action, unknown payloads.
+  client.addEventListener('joined', (event) => {
+    expectType<Equal<typeof event.detail, MembershipDetail>>()
+    const byServer: boolean = event.detail.byServer
+    use(byServer, event.detail.channel)
+  })
+  client.addEventListener('left', (event) => {
+    const channel: string = event.detail.channel
+    use(channel)
+  })
+
+  // publish options
+  use(client.publish('lobby', 'chat.message', { text: 'typing' }, { exceptSelf: true }))
+  // @ts-expect-error: exceptSelf is a boolean
+  use(client.publish('lobby', 'chat.message', { text: 'typing' }, { exceptSelf: 'yes' }))
+  // @ts-expect-error: no such publish option
+  use(client.publish('lobby', 'chat.message', { text: 'typing' }, { except: 'me' }))
+
+  // Error codes: the wire's, the client's, and an application's own (a server handler's RealtimeError).
+  const appCode: RealtimeErrorCode = 'ROOM_FULL'
+  const wireCode: RealtimeErrorCode = 'FORBIDDEN'
+  const details: unknown = new RealtimeError('ROOM_FULL', 'full', { details: { max: 10 } }).details
+  use(appCode, wireCode, details)
+
+  // Without the action map: any action, unknown payloads and results.
   const untyped = createClient('ws://127.0.0.1:3000/ws')
   use(untyped.publish('lobby', 'anything', { any: 'thing' }))
   untyped.on('lobby', 'anything', (payload) => {
     expectType<Equal<typeof payload, unknown>>()
   })
+  expectType<Equal<ReturnType<typeof untyped.publish>, Promise<unknown>>>()
+  expectType<Equal<ReturnType<typeof untyped.rpc>, Promise<unknown>>>()
+  use(untyped.rpc('anything', { any: 'thing' }))
+}
+
+export function handledTypeChecks (client: RealtimeClient<typeof appActions>): void {
+  type M = typeof appActions
+  // Payloads: a bare schema or the object form's `payload`.
+  expectType<Equal<ActionPayload<M, 'chat.message'>, { text: string }>>()
+  expectType<Equal<ActionPayload<M, 'chat.typing'>, { on: boolean }>>()
+  expectType<Equal<ActionPayload<M, 'chat.send'>, { text: string }>>()
+  // Results: Static<reply> for a handled action, undefined for a relay, unknown for a handled action without reply.
+  expectType<Equal<ActionResult<M, 'chat.send'>, { id: string, at: number }>>()
+  expectType<Equal<ActionResult<M, 'rooms.list'>, string[]>>()
+  expectType<Equal<ActionResult<M, 'chat.message'>, undefined>>()
+  expectType<Equal<ActionResult<M, 'chat.typing'>, undefined>>()
+  expectType<Equal<ActionResult<M, 'audit.log'>, unknown>>()
+  expectType<Equal<ActionResult<M, 'profile.get'>, { name: string }>>()
+  expectType<Equal<ActionPayload<M, 'profile.get'>, { userId: string }>>()
+  expectType<Equal<HandledActionName<M>, 'chat.send' | 'rooms.list' | 'audit.log' | 'profile.save' | 'profile.get'>>()
+  // The server's own defineAction: the reply type reaches publish and rpc.
+  expectType<Equal<ActionResult<M, 'profile.save'>, { saved: boolean }>>()
+  const saved: Promise<{ saved: boolean }> = client.rpc('profile.save', { name: 'Ada' })
+  use(saved)
+  // @ts-expect-error: the payload of a defineAction entry is checked
+  use(client.rpc('profile.save', { name: 1 }))
+  const profile: Promise<{ name: string }> = client.rpc('profile.get', { userId: 'u1' })
+  use(profile)
+  // @ts-expect-error: wrong payload of a helper-defined action
+  use(client.rpc('profile.get', { id: 'u1' }))
+
+  const sent: Promise<{ id: string, at: number }> = client.publish('lobby', 'chat.send', { text: 'hi' })
+  const relayed: Promise<undefined> = client.publish('lobby', 'chat.message', { text: 'hi' })
+  const typing: Promise<undefined> = client.publish('lobby', 'chat.typing', { on: true }, { exceptSelf: true })
+  use(sent, relayed, typing)
+  // @ts-expect-error: exceptSelf is for relay actions: a handler decides who receives what
+  use(client.publish('lobby', 'chat.send', { text: 'hi' }, { exceptSelf: true }))
+  use(client.publish('lobby', 'chat.send', { text: 'hi' }).then((reply) => {
+    const id: string = reply.id
+    // @ts-expect-error: not a field of the reply
+    use(id, reply.text)
+  }))
+  use(client.publish('lobby', 'chat.message', { text: 'hi' }).then((reply) => {
+    // @ts-expect-error: a relay action resolves with undefined
+    use(reply.id)
+  }))
+  // @ts-expect-error: the payload of the object form is checked too
+  use(client.publish('lobby', 'chat.send', { text: 1 }))
+  // @ts-expect-error: the object form's payload, not the definition
+  use(client.publish('lobby', 'chat.typing', { payload: { on: true } }))
+
+  const rooms: Promise<string[]> = client.rpc('rooms.list', {})
+  const stored: Promise<{ id: string, at: number }> = client.rpc('chat.send', { text: 'hi' })
+  const audited: Promise<unknown> = client.rpc('audit.log', { n: 1 })
+  use(rooms, stored, audited)
+  // @ts-expect-error: a relay action needs a channel: publish it
+  use(client.rpc('chat.message', { text: 'hi' }))
+  // @ts-expect-error: an object-form relay (no handler) needs a channel too
+  use(client.rpc('chat.typing', { on: true }))
+  // @ts-expect-error: wrong payload
+  use(client.rpc('chat.send', { text: 1 }))
+  // @ts-expect-error: the payload is required
+  use(client.rpc('rooms.list'))
+  // @ts-expect-error: unknown action
+  use(client.rpc('rooms.nope', {}))
+  // @ts-expect-error: the result of rooms.list is string[]
+  const wrong: Promise<number[]> = client.rpc('rooms.list', {})
+  use(wrong)
+
+  client.on('lobby', 'chat.send', (payload, meta) => {
+    expectType<Equal<typeof payload, { text: string }>>()
+    expectType<Equal<typeof meta.action, 'chat.send'>>()
+  })
+  client.on('lobby', 'chat.typing', (payload) => {
+    expectType<Equal<typeof payload, { on: boolean }>>()
+  })
+  expectType<Equal<typeof client, ReturnType<typeof createClient<typeof appActions>>>>()
 }
 
 const here = fileURLToPath(import.meta.url)

@@ -2,14 +2,16 @@
  * Integration tests of fastify-realtime/client (lib/client) against a real server on a loopback port, in Node
  * (which has no global WebSocket in Node 20, so the client loads `ws`).
  */
+import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { createServer, type Socket } from 'node:net'
+import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import Fastify, { type FastifyInstance } from 'fastify'
 import type { WebSocket as ServerSocket } from 'ws'
 import realtimePlugin, { memoryAdapter, type RealtimeAdapter, type RealtimePluginOptions } from '../lib/index.js'
 import {
-  backoffDelay, createClient, RealtimeError, type ClientOptions, type CloseDetail, type OpenDetail,
+  backoffDelay, createClient, isTerminalCloseCode, RealtimeError, type ClientOptions, type CloseDetail, type OpenDetail,
   type RealtimeClient, type ReconnectingDetail
 } from '../lib/client/index.js'
 import { actions, startServer } from './helpers/server.js'
@@ -118,6 +120,12 @@ t.test('options are validated when the client is created', async (t) => {
   t.throws(() => createClient(url, { queueSize: -1 }), TypeError)
   t.throws(() => createClient('ftp://127.0.0.1/ws'), TypeError)
   t.throws(() => createClient('not a url'), TypeError)
+  t.throws(() => createClient(url, { isTerminalClose: 4000 as any }), TypeError)
+})
+
+t.test('isTerminalCloseCode: 1003, 1008, 1009 and the application range 4000-4999', async (t) => {
+  t.same([1003, 1008, 1009, 4000, 4001, 4999].filter(isTerminalCloseCode), [1003, 1008, 1009, 4000, 4001, 4999])
+  t.same([1000, 1001, 1006, 1011, 1013, 3000, 3999, 5000].filter(isTerminalCloseCode), [])
 })
 
 t.test('backoffDelay: full jitter in [minDelay, min(maxDelay, minDelay * 2^attempt)]', async (t) => {
@@ -198,6 +206,27 @@ t.test('join, publish, on and leave resolve on joined / ack / left, with typed d
   await alice.publish('lobby', 'chat.message', { text: 'bye' })
   await box.until('bye')
   t.notOk(bobBox.texts.includes('bye'), 'no delivery after leave')
+})
+
+t.test('publish with exceptSelf sends "exceptSelf": true in the action frame, and only then', async (t) => {
+  const { app, url } = await startServer()
+  t.teardown(() => app.close())
+  const server = track(app)
+  const client = await open(url, { deviceId: 'self' })
+  t.teardown(() => client.close())
+  await client.join('lobby')
+  const received: unknown[] = []
+  server.sockets('self')[0]!.on('message', (data) => received.push(JSON.parse(String(data))))
+  const settled = (p: Promise<unknown>): Promise<unknown> => p.then(() => 'ack', (err: RealtimeError) => err.code)
+  await settled(client.publish('lobby', 'chat.message', { text: 'not to me' }, { exceptSelf: true }))
+  await settled(client.publish('lobby', 'chat.message', { text: 'plain' }, { exceptSelf: false }))
+  await settled(client.publish('lobby', 'chat.message', { text: 'plain too' }))
+  t.match(received, [
+    { type: 'action', channel: 'lobby', action: 'chat.message', payload: { text: 'not to me' }, exceptSelf: true },
+    { type: 'action', channel: 'lobby', action: 'chat.message', payload: { text: 'plain' } },
+    { type: 'action', channel: 'lobby', action: 'chat.message', payload: { text: 'plain too' } }
+  ])
+  t.same(received.map((frame) => Object.hasOwn(frame as object, 'exceptSelf')), [true, false, false])
 })
 
 t.test('direct messages reach onDirect handlers', async (t) => {
@@ -397,6 +426,96 @@ t.test('close codes 1008 and 1003 end the client: no retry, calls reject CLOSED'
   }
 })
 
+t.test('application close codes 4000 and 4999 (a kick) end the client by default', async (t) => {
+  for (const code of [4000, 4999]) {
+    const { app, url } = await startServer()
+    const server = track(app)
+    const client = await open(url, { deviceId: 'kicked', minDelay: 5, maxDelay: 5 })
+    const control = await open(url, { deviceId: 'control', minDelay: 100, maxDelay: 100 })
+    await client.join('lobby')
+    const closed = nextEvent<CloseDetail>(client, 'close')
+    server.sockets('kicked')[0]!.close(code, 'kicked')
+    server.sockets('control')[0]!.terminate()
+    t.same(await closed, { code, reason: 'kicked', willReconnect: false }, `${code} is terminal`)
+    t.equal(client.state, 'closed')
+    const err = await rejection(client.join('lobby'))
+    t.equal(err.code, 'CLOSED')
+    await nextEvent(control, 'open')
+    t.equal(server.sockets('kicked').length, 1, `no reconnect after ${code}`)
+    t.equal(await client.close(), undefined, 'close() after a terminal close resolves at once')
+    await control.close()
+    await app.close()
+  }
+})
+
+t.test('isTerminalClose decides which closes are final', async (t) => {
+  const { app, url } = await startServer()
+  t.teardown(() => app.close())
+  const server = track(app)
+  const client = await open(url, {
+    deviceId: 'custom',
+    isTerminalClose: (code, reason) => (code !== 4001 && isTerminalCloseCode(code)) || reason === 'final'
+  })
+  t.teardown(() => client.close())
+  let closed = nextEvent<CloseDetail>(client, 'close')
+  server.sockets('custom')[0]!.close(4001, 'come back later')
+  t.same(await closed, { code: 4001, reason: 'come back later', willReconnect: true }, '4001 retried')
+  t.same(await nextEvent<OpenDetail>(client, 'open'), { deviceId: 'custom', reconnected: true })
+  closed = nextEvent<CloseDetail>(client, 'close')
+  server.sockets('custom')[1]!.close(1011, 'final')
+  t.same(await closed, { code: 1011, reason: 'final', willReconnect: false }, 'the reason is given too')
+  t.equal(client.state, 'closed')
+
+  // A throwing predicate is reported, and the default decides.
+  const thrower = await open(url, { deviceId: 'thrower', isTerminalClose: () => { throw new Error('oops') } })
+  t.teardown(() => thrower.close())
+  const error = nextEvent<RealtimeError>(thrower, 'error')
+  closed = nextEvent<CloseDetail>(thrower, 'close')
+  server.sockets('thrower')[0]!.close(4000, 'kicked')
+  t.match(await error, { code: 'HANDLER_FAILED', cause: { message: 'oops' } })
+  t.match(await closed, { code: 4000, willReconnect: false })
+})
+
+t.test('reconnect() connects at once while waiting out the backoff; no-op while open; throws once closed', async (t) => {
+  const { app, url } = await startServer()
+  t.teardown(() => app.close())
+  const server = track(app)
+  // A 10-minute backoff: within this test only reconnect() can bring the client back.
+  const client = await open(url, { deviceId: 'eager', minDelay: 600_000, maxDelay: 600_000 })
+  t.teardown(() => client.close())
+  await client.join('lobby')
+  const box = inbox(client, 'lobby')
+
+  client.reconnect()
+  await client.publish('lobby', 'chat.message', { text: 'still here' })
+  await box.until('still here')
+  t.equal(server.sockets('eager').length, 1, 'no new connection while open')
+
+  const reconnecting = nextEvent<ReconnectingDetail>(client, 'reconnecting')
+  server.sockets('eager')[0]!.terminate()
+  t.same(await reconnecting, { attempt: 1, delay: 600_000 })
+  const reopened = nextEvent<OpenDetail>(client, 'open')
+  client.reconnect()
+  t.equal(client.state, 'connecting')
+  t.same(await reopened, { deviceId: 'eager', reconnected: true })
+  await client.publish('lobby', 'chat.message', { text: 'back' })
+  await box.until('back')
+  t.equal(server.sockets('eager').length, 2)
+
+  // Called from a close listener: the scheduled attempt is replaced, no reconnecting event follows.
+  const events: string[] = []
+  for (const type of ['close', 'reconnecting', 'open']) client.addEventListener(type, () => events.push(type))
+  client.addEventListener('close', () => client.reconnect(), { once: true })
+  const again = nextEvent<OpenDetail>(client, 'open')
+  server.sockets('eager')[1]!.terminate()
+  await again
+  t.same(events, ['close', 'open'])
+
+  await client.close()
+  const err = (() => { try { client.reconnect() } catch (err) { return err } })()
+  t.ok(err instanceof RealtimeError && err.code === 'CLOSED', 'reconnect() after close() throws CLOSED')
+})
+
 t.test('close codes 1011 and 1013 are retried', async (t) => {
   const { app, url } = await startServer()
   t.teardown(() => app.close())
@@ -520,4 +639,34 @@ t.test('a throwing handler is reported as an error event and does not stop other
   t.equal(err.code, 'HANDLER_FAILED')
   t.match(err.cause, { message: 'boom' })
   await box.until('x')
+})
+
+t.test('examples/client.ts joins lobby, publishes every interval with the typed client, and Ctrl-C closes with 1000', async (t) => {
+  const { app, url } = await startServer()
+  t.teardown(() => app.close())
+  const server = track(app)
+  const observer = await open(url, { deviceId: 'observer' })
+  t.teardown(() => observer.close())
+  await observer.join('lobby')
+  const box = inbox(observer, 'lobby')
+  const connected = server.next('example-1')
+  const example = spawn(process.execPath, ['--import', 'tsx', fileURLToPath(new URL('../examples/client.ts', import.meta.url)),
+    '--url', url, '--device', 'example-1', '--interval', '20'], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const reap = (): void => { example.kill('SIGKILL') }
+  process.once('exit', reap)
+  t.teardown(() => { process.off('exit', reap); example.kill('SIGKILL') })
+  let output = ''
+  example.stdout.setEncoding('utf8').on('data', (chunk: string) => { output += chunk })
+  const exited = once(example, 'exit')
+  const socket = await connected
+  const serverClosed = once(socket, 'close')
+  await box.until('message 2')
+  t.same(box.from.slice(0, 2), ['example-1', 'example-1'])
+  example.kill('SIGINT')
+  const [code] = await serverClosed as [number]
+  t.equal(code, 1000, 'the server saw close code 1000')
+  t.same(await exited, [0, null], 'exit code 0')
+  t.match(output, /^connected as example-1\njoined lobby\n/)
+  t.match(output, /\[lobby\] example-1: message 1\n/)
+  t.match(output, /closed 1000/)
 })

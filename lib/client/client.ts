@@ -1,66 +1,55 @@
 /**
  * `RealtimeClient`: one logical connection to a fastify-realtime endpoint that survives reconnects. It keeps
  * the deviceId, re-joins its channels and then sends the calls queued while disconnected; lifecycle events go
- * through `EventTarget`, deliveries through `on()` / `onDirect()`.
+ * through `EventTarget`, deliveries through `on()` / `onDirect()`. The sockets, backoff and terminal closes are
+ * the `Link`'s (link.ts); the calls awaiting replies are the `Requests`' (requests.ts).
  */
-import type { TSchema } from 'typebox'
 import { CloseCode } from '../constants.js'
 import type { ErrorFrame, MessageFrame, ServerFrame } from '../protocol.js'
-import { backoffDelay } from './backoff.js'
 import { endpointUrl, withDeviceId } from './endpoint.js'
 import { RealtimeError } from './errors.js'
 import { Handlers } from './handlers.js'
-import { type ClientOptions, type ResolvedClientOptions, resolveClientOptions } from './options.js'
-import { type PendingRequest, Requests } from './requests.js'
-import { OPEN, type SocketLike, type WebSocketConstructor, loadWebSocket, refusedStatus } from './socket.js'
+import { Link, type LinkClose } from './link.js'
+import { type ClientOptions, resolveClientOptions } from './options.js'
+import { type FrameBody, type PendingRequest, Requests } from './requests.js'
 import type {
-  ActionName, ActionPayload, ClientActionMap, ClientState, DirectMessageHandler, Listener, ListenerOptions,
-  MessageHandler, RealtimeClientEventMap
+  ActionName, ActionPayload, ActionResult, ClientActionDefinition, ClientActionMap, ClientState,
+  DirectMessageHandler, HandledActionName, Listener, ListenerOptions, MessageHandler, PublishOptions, PublishOptionsOf,
+  RealtimeClientEventMap
 } from './types.js'
-
-/** Close codes after which retrying cannot help: the client closes for good. */
-const TERMINAL_CLOSE_CODES: ReadonlySet<number> = new Set([
-  CloseCode.UNSUPPORTED_DATA, CloseCode.POLICY_VIOLATION, CloseCode.MESSAGE_TOO_BIG
-])
-/** HTTP statuses answering the upgrade after which the client closes for good (seen in Node only). */
-const TERMINAL_HTTP_STATUSES: ReadonlySet<number> = new Set([401, 403])
-/** Close code reported when a socket ended without a close frame. */
-const ABNORMAL_CLOSURE = 1006
+import type { TSchema } from 'typebox'
 
 /**
  * A realtime client typed by the server's action map `A` (`createClient<typeof actions>(url)`).
  * Create it with `createClient`; it connects at once.
  */
-export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientActionMap> extends EventTarget {
+export class RealtimeClient<A extends { [K in keyof A]: TSchema | ClientActionDefinition } = ClientActionMap> extends EventTarget {
   /** The normalised endpoint URL (without the deviceId query parameter the client adds). */
   readonly url: string
-  readonly #options: ResolvedClientOptions
   readonly #requests: Requests
+  readonly #link: Link
   readonly #channels = new Set<string>()
+  /** Channels the server confirmed (`joined`) on the current connection: a refused re-join does not drop them. */
+  readonly #confirmed = new Set<string>()
   readonly #handlers = new Handlers()
   #deviceId: string | undefined
-  #state: ClientState = 'connecting'
-  #socket: SocketLike | undefined
-  #WebSocket: WebSocketConstructor | undefined
-  /** HTTP status that refused the current attempt's upgrade, when known. */
-  #refused: number | undefined
-  #attempt = 0
   #welcomed = false
-  /** The reconnect delay. */
-  #timer: ReturnType<typeof setTimeout> | undefined
-  /** The connect timeout of the current attempt. */
-  #connectTimer: ReturnType<typeof setTimeout> | undefined
   #closed: Promise<void> | undefined
   #resolveClosed: (() => void) | undefined
 
   /** Prefer `createClient()`. @throws TypeError for an invalid url or option. */
   constructor (url: string | URL, options: ClientOptions = {}) {
     super()
-    this.#options = resolveClientOptions(options)
+    const resolved = resolveClientOptions(options)
     this.url = endpointUrl(url)
-    this.#deviceId = this.#options.deviceId
-    this.#requests = new Requests(this.#options.requestTimeout, this.#options.queueSize)
-    this.#connect()
+    this.#deviceId = resolved.deviceId
+    this.#requests = new Requests(resolved.requestTimeout, resolved.queueSize)
+    this.#link = new Link(resolved, () => withDeviceId(this.url, this.#deviceId), {
+      frame: (data) => this.#onFrame(data),
+      close: (close) => this.#onClose(close),
+      error: (error) => this.#emitError(error)
+    })
+    this.#link.start()
   }
 
   /** The deviceId: the one given, else the one the server assigned in its first `welcome` (`undefined` before). */
@@ -70,10 +59,13 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
 
   /** The connection state: `connecting`, `open`, `reconnecting` or `closed` (see `ClientState`). */
   get state (): ClientState {
-    return this.#state
+    return this.#link.state
   }
 
-  /** The channels joined (a copy). They stay listed while disconnected: the client re-joins them on reconnect. */
+  /**
+   * The channels joined (a copy): by `join()`, or by the server itself (unsolicited `joined`). They stay listed while
+   * disconnected: the client re-joins them on reconnect.
+   */
   get channels (): ReadonlySet<string> {
     return new Set(this.#channels)
   }
@@ -83,27 +75,49 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
    * @throws (as a rejection) RealtimeError `FORBIDDEN`, `LIMIT_EXCEEDED`, `UNAVAILABLE`, `BAD_REQUEST` (invalid
    *   name), `RATE_LIMITED`, `TIMEOUT`, `QUEUE_FULL`, `CLOSED`
    */
-  join (channel: string): Promise<void> {
-    return this.#request({ type: 'join', channel })
+  async join (channel: string): Promise<void> {
+    await this.#request({ type: 'join', channel })
   }
 
   /**
    * Leaves `channel`. Resolves on the server's `left` (also when not joined); the channel is not re-joined anymore.
    * @throws (as a rejection) RealtimeError `BAD_REQUEST`, `RATE_LIMITED`, `TIMEOUT`, `QUEUE_FULL`, `CLOSED`
    */
-  leave (channel: string): Promise<void> {
-    return this.#request({ type: 'leave', channel })
+  async leave (channel: string): Promise<void> {
+    await this.#request({ type: 'leave', channel })
   }
 
   /**
-   * Publishes `action` with `payload` to every member of `channel` (the sender included, if it handles it).
-   * Resolves on the server's `ack`, once the server's pub/sub accepted the message.
+   * Sends `action` with `payload` to joined `channel`. A relay action is published to every member of the channel
+   * (the sender's own connections included unless `options.exceptSelf`); it resolves with `undefined` once the
+   * server's pub/sub accepted it. A handled action runs the server's handler, which decides what to publish; it
+   * resolves with the handler's result (`ack.result`), typed from the action's `reply` schema.
+   * @param options relay actions only: `{ exceptSelf: true }`, no connection of this deviceId receives the message
+   *   (default false)
    * @throws (as a rejection) RealtimeError `VALIDATION_FAILED` (with `details`), `UNKNOWN_ACTION`, `NOT_JOINED`,
-   *   `UNAVAILABLE` (not delivered, safe to retry), `BAD_REQUEST`, `RATE_LIMITED`, `TIMEOUT`, `QUEUE_FULL`,
+   *   `FORBIDDEN`, `UNAVAILABLE` (not delivered, safe to retry), `BAD_REQUEST`, `RATE_LIMITED`, `INTERNAL`,
+   *   `TIMEOUT`, an application's own code thrown by the handler (unchanged, with its `details`), `QUEUE_FULL`,
    *   `DISCONNECTED` (dropped before the ack: maybe delivered), `CLOSED`
    */
-  publish<K extends ActionName<A>> (channel: string, action: K, payload: ActionPayload<A, K>): Promise<void> {
-    return this.#request({ type: 'action', channel, action, payload })
+  publish<K extends ActionName<A>> (channel: string, action: K, payload: ActionPayload<A, K>, options?: PublishOptionsOf<A, K>): Promise<ActionResult<A, K>> {
+    const opts: PublishOptions | undefined = options
+    const body: FrameBody = opts?.exceptSelf === true
+      ? { type: 'action', channel, action, payload, exceptSelf: true }
+      : { type: 'action', channel, action, payload }
+    return this.#request(body) as Promise<ActionResult<A, K>>
+  }
+
+  /**
+   * Calls the handled action `action` without a channel (a request/response call: list rooms, load a profile) and
+   * resolves with the handler's result, typed from the action's `reply` schema. Only actions defined with a
+   * `handler` on the server compile (any action name for an untyped client).
+   * @throws (as a rejection) RealtimeError `VALIDATION_FAILED` (with `details`), `UNKNOWN_ACTION`, `BAD_REQUEST` (a
+   *   relay action: it needs a channel), `FORBIDDEN`, `RATE_LIMITED`, `INTERNAL`, `TIMEOUT`, an application's own
+   *   code (unchanged, with its `details`), `QUEUE_FULL`, `DISCONNECTED` (dropped before the reply: the handler
+   *   may have run), `CLOSED`
+   */
+  rpc<K extends HandledActionName<A>> (action: K, payload: ActionPayload<A, K>): Promise<ActionResult<A, K>> {
+    return this.#request({ type: 'action', action, payload }) as Promise<ActionResult<A, K>>
   }
 
   /**
@@ -125,20 +139,34 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
   }
 
   /**
+   * Connects now instead of waiting out the backoff delay: while `reconnecting`, the scheduled attempt is cancelled
+   * and the next one starts at once (the attempt counter goes on). Does nothing while `connecting` or `open`.
+   * In browsers the client does the same by itself when the window fires `online`.
+   * @throws RealtimeError `CLOSED` when the client is closed (`close()` or a terminal close): create a new client
+   */
+  reconnect (): void {
+    this.#link.reconnect()
+  }
+
+  /**
    * Closes the connection with code 1000 and stops reconnecting. Pending and queued calls reject with `CLOSED`.
    * Resolves once the socket has closed (and the `close` event was dispatched). Idempotent.
    */
   close (): Promise<void> {
     if (this.#closed !== undefined) return this.#closed
+    if (this.#link.state === 'closed') { // ended already by a terminal close: nothing more to close or report
+      this.#closed = Promise.resolve()
+      return this.#closed
+    }
     this.#closed = new Promise((resolve) => { this.#resolveClosed = resolve })
-    const socket = this.#socket
-    this.#shutdown(new RealtimeError('CLOSED', 'The client was closed'))
-    if (socket !== undefined) socket.close(CloseCode.NORMAL)
-    else this.#finish(CloseCode.NORMAL, 'client closed')
+    this.#requests.rejectAll(new RealtimeError('CLOSED', 'The client was closed'))
+    this.#link.close(CloseCode.NORMAL, 'client closed')
     return this.#closed
   }
 
-  /** Adds a lifecycle listener: `open`, `close`, `reconnecting` or `error` (see `RealtimeClientEventMap`). */
+  /**
+   * Adds a listener: `open`, `close`, `reconnecting`, `joined`, `left` or `error` (see `RealtimeClientEventMap`).
+   */
   override addEventListener<K extends keyof RealtimeClientEventMap> (type: K, listener: Listener<RealtimeClientEventMap[K]> | null, options?: ListenerOptions): void
   override addEventListener (type: string, listener: Listener<Event> | null, options?: ListenerOptions): void
   override addEventListener (type: string, listener: any, options?: ListenerOptions): void {
@@ -152,57 +180,6 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
     super.removeEventListener(type, listener, options)
   }
 
-  #connect (): void {
-    this.#state = 'connecting'
-    this.#refused = undefined
-    const ctor = this.#WebSocket ?? loadWebSocket(this.#options.WebSocket)
-    if (typeof ctor === 'function') {
-      this.#open(ctor)
-      return
-    }
-    ctor.then((loaded) => {
-      this.#WebSocket = loaded
-      if (this.#state === 'connecting') this.#open(loaded)
-    }, (err: unknown) => {
-      if (this.#state === 'closed') return
-      this.#emitError(new RealtimeError('CONNECTION_FAILED', (err as Error).message, { cause: err }))
-      this.#shutdown(new RealtimeError('CLOSED', 'No WebSocket implementation'))
-      this.#finish(ABNORMAL_CLOSURE, 'no WebSocket implementation')
-    })
-  }
-
-  #open (Ctor: WebSocketConstructor): void {
-    this.#WebSocket = Ctor
-    let socket: SocketLike
-    try {
-      socket = new Ctor(withDeviceId(this.url, this.#deviceId))
-    } catch (err) { // e.g. a browser's SecurityError: report it, retry with backoff
-      this.#emitError(new RealtimeError('CONNECTION_FAILED', (err as Error).message, { cause: err }))
-      this.#onClose(ABNORMAL_CLOSURE, 'the WebSocket could not be created')
-      return
-    }
-    this.#socket = socket
-    socket.addEventListener('message', (event: { data: unknown }) => {
-      if (this.#socket === socket && this.#state !== 'closed') this.#onFrame(event.data)
-    })
-    socket.addEventListener('error', (event: unknown) => {
-      if (this.#socket !== socket || this.#state === 'closed') return
-      const status = refusedStatus(event)
-      if (status !== undefined) this.#refused = status
-      const message = status === undefined ? 'WebSocket error' : `The server answered the upgrade with HTTP ${status}`
-      this.#emitError(new RealtimeError('CONNECTION_FAILED', message, { status, cause: event }))
-    })
-    socket.addEventListener('close', (event: { code: number, reason: string }) => {
-      if (this.#socket === socket) this.#onClose(event.code, event.reason)
-    })
-    this.#connectTimer = setTimeout(() => {
-      if (this.#socket !== socket || this.#state !== 'connecting') return
-      // Abandon the socket: a peer that never answered may never finish a close handshake either.
-      this.#onClose(ABNORMAL_CLOSURE, `no welcome within ${this.#options.connectTimeout} ms`)
-      socket.close()
-    }, this.#options.connectTimeout)
-  }
-
   #onFrame (data: unknown): void {
     let frame: ServerFrame
     try {
@@ -214,16 +191,23 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
     }
     switch (frame.type) {
       case 'welcome': return this.#onWelcome(frame.deviceId)
-      case 'joined':
+      case 'joined': {
+        this.#confirmed.add(frame.channel)
+        const added = !this.#channels.has(frame.channel)
         this.#channels.add(frame.channel)
         this.#requests.reply(frame.id)
+        if (added) this.#dispatch('joined', { channel: frame.channel, byServer: frame.id === undefined })
         return
-      case 'left':
-        this.#channels.delete(frame.channel)
+      }
+      case 'left': {
+        this.#confirmed.delete(frame.channel)
+        const removed = this.#channels.delete(frame.channel)
         this.#requests.reply(frame.id)
+        if (removed) this.#dispatch('left', { channel: frame.channel, byServer: frame.id === undefined })
         return
+      }
       case 'ack':
-        this.#requests.reply(frame.id)
+        this.#requests.reply(frame.id, undefined, frame.result)
         return
       case 'error': return this.#onErrorFrame(frame)
       case 'message': return this.#deliver(frame)
@@ -233,19 +217,18 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
   }
 
   #onWelcome (deviceId: string): void {
-    clearTimeout(this.#connectTimer)
     const reconnected = this.#welcomed
     this.#welcomed = true
     this.#deviceId = deviceId
-    this.#attempt = 0
-    this.#state = 'open'
+    this.#link.welcomed()
+    this.#confirmed.clear()
     // Re-join first: the server handles joins in order and holds actions behind a pending join.
     for (const channel of this.#channels) this.#rejoin(channel)
     for (const request of this.#requests.drain()) this.#write(request)
     this.#dispatch('open', { deviceId, reconnected })
   }
 
-  #onErrorFrame (frame: ErrorFrame): void {
+  #onErrorFrame (frame: ErrorFrame<string, unknown>): void {
     const error = new RealtimeError(frame.code, frame.message, { details: frame.details, id: frame.id })
     if (!this.#requests.reply(frame.id, error)) this.#emitError(error)
   }
@@ -256,69 +239,44 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
     })
   }
 
-  #onClose (code: number, reason: string): void {
-    clearTimeout(this.#connectTimer)
-    this.#socket = undefined
+  #onClose ({ code, reason, retry, ended }: LinkClose): void {
     this.#requests.disconnected()
-    if (this.#state === 'closed') { // close() was called
-      this.#finish(code, reason)
+    if (retry === undefined) {
+      if (ended !== undefined) this.#requests.rejectAll(new RealtimeError('CLOSED', ended))
+      this.#dispatch('close', { code, reason, willReconnect: false })
+      this.#resolveClosed?.()
       return
     }
-    const refused = this.#refused
-    if (TERMINAL_CLOSE_CODES.has(code) || (refused !== undefined && TERMINAL_HTTP_STATUSES.has(refused))) {
-      const why = refused === undefined ? `${code}${reason === '' ? '' : ` ${reason}`}` : `HTTP ${refused}`
-      this.#shutdown(new RealtimeError('CLOSED', `The server ended the connection (${why}); the client will not reconnect`))
-      this.#finish(code, reason === '' && refused !== undefined ? `HTTP ${refused}` : reason)
-      return
-    }
-    this.#attempt++
-    const delay = backoffDelay(this.#attempt, this.#options.minDelay, this.#options.maxDelay)
-    this.#state = 'reconnecting'
-    this.#timer = setTimeout(() => {
-      this.#timer = undefined
-      this.#connect()
-    }, delay)
     this.#dispatch('close', { code, reason, willReconnect: true })
-    if (this.#state === 'reconnecting') this.#dispatch('reconnecting', { attempt: this.#attempt, delay })
+    // A close listener may have called close() or reconnect(): then no attempt is scheduled anymore.
+    if (this.#link.state === 'reconnecting') this.#dispatch('reconnecting', retry)
   }
 
-  /** Enters the terminal state: no reconnect, every call rejected with `error`. */
-  #shutdown (error: RealtimeError): void {
-    this.#state = 'closed'
-    clearTimeout(this.#timer)
-    clearTimeout(this.#connectTimer)
-    this.#timer = undefined
-    this.#requests.rejectAll(error)
-  }
-
-  /** Reports the final close: the `close` event (willReconnect false) and the promise of `close()`. */
-  #finish (code: number, reason: string): void {
-    this.#dispatch('close', { code, reason, willReconnect: false })
-    this.#resolveClosed?.()
-  }
-
-  #request (body: Parameters<Requests['create']>[0]): Promise<void> {
+  #request (body: FrameBody): Promise<unknown> {
     return new Promise((resolve, reject) => {
-      if (this.#state === 'closed') {
+      if (this.#link.state === 'closed') {
         reject(new RealtimeError('CLOSED', 'The client is closed'))
         return
       }
       const request = this.#requests.create(body, false, resolve, reject)
-      if (this.#state === 'open' && this.#socket?.readyState === OPEN) this.#write(request)
+      if (this.#link.writable) this.#write(request)
       else this.#requests.enqueue(request)
     })
   }
 
   #rejoin (channel: string): void {
     const request = this.#requests.create({ type: 'join', channel }, true, () => {}, (err) => {
-      if (err.code !== 'TIMEOUT' && err.code !== 'CLOSED') this.#channels.delete(channel)
-      if (err.code !== 'CLOSED') this.#emitError(err)
+      // Ignored when the server joined the channel by itself on this connection (authenticate's channels): the
+      // connection is a member whatever the answer to the re-join.
+      if (err.code === 'CLOSED' || this.#confirmed.has(channel)) return
+      if (err.code !== 'TIMEOUT' && this.#channels.delete(channel)) this.#dispatch('left', { channel, byServer: true })
+      this.#emitError(err)
     })
     this.#write(request)
   }
 
   #write (request: PendingRequest): void {
-    this.#socket!.send(JSON.stringify(request.frame))
+    this.#link.send(JSON.stringify(request.frame))
     this.#requests.sent(request)
   }
 
@@ -333,7 +291,8 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
 
 /**
  * Creates a client and connects at once (like `new WebSocket`). Type it with the server's action map so
- * `publish` and `on` only accept registered actions with their payload types:
+ * `publish`, `rpc` and `on` only accept registered actions with their payload types, and resolve with their reply
+ * types:
  *
  * ```ts
  * const client = createClient<typeof actions>('ws://127.0.0.1:3000/ws', { deviceId: 'web-1' })
@@ -342,10 +301,10 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema } = ClientAction
  * await client.publish('lobby', 'chat.message', { text: 'hi' })
  * ```
  * @param url the full endpoint (`ws://host:3000/ws`; `http(s):` and, in a browser, relative URLs are accepted)
- * @param options see `ClientOptions` (deviceId, requestTimeout 10000 ms, queueSize 100, minDelay 500 ms,
- *   maxDelay 30000 ms, WebSocket)
+ * @param options see `ClientOptions` (deviceId, requestTimeout 10000 ms, connectTimeout 10000 ms, queueSize 100,
+ *   minDelay 500 ms, maxDelay 30000 ms, isTerminalClose `isTerminalCloseCode`, WebSocket)
  * @throws TypeError for an invalid url or option
  */
-export function createClient<A extends { [K in keyof A]: TSchema } = ClientActionMap> (url: string | URL, options?: ClientOptions): RealtimeClient<A> {
+export function createClient<A extends { [K in keyof A]: TSchema | ClientActionDefinition } = ClientActionMap> (url: string | URL, options?: ClientOptions): RealtimeClient<A> {
   return new RealtimeClient<A>(url, options)
 }

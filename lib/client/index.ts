@@ -1,5 +1,6 @@
 /**
- * fastify-realtime/client: an isomorphic (browser and Node) client of the fastify-realtime protocol v1.
+ * fastify-realtime/client: an isomorphic (browser and Node) client of the fastify-realtime protocol v1.1 (it
+ * speaks to v1 servers too, as long as it uses no v1.1 feature: `rpc`, `exceptSelf`, handled actions).
  *
  * ```ts
  * import { createClient } from 'fastify-realtime/client'
@@ -15,12 +16,13 @@
 export { createClient, RealtimeClient } from './client.js'
 export { RealtimeError, ClientErrorCode, type RealtimeErrorCode, type RealtimeErrorInit } from './errors.js'
 export {
-  type ClientOptions, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_DELAY, DEFAULT_MIN_DELAY, DEFAULT_QUEUE_SIZE, DEFAULT_REQUEST_TIMEOUT
+  type ClientOptions, isTerminalCloseCode, DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_DELAY, DEFAULT_MIN_DELAY, DEFAULT_QUEUE_SIZE, DEFAULT_REQUEST_TIMEOUT
 } from './options.js'
 export { backoffDelay } from './backoff.js'
 export type { SocketLike, WebSocketConstructor } from './socket.js'
 export type {
-  ActionName, ActionPayload, ClientActionMap, ClientState, CloseDetail, DirectMessageHandler, DirectMessageMeta,
-  MessageHandler, MessageMeta, OpenDetail, ReconnectingDetail, RealtimeClientEventMap
+  ActionName, ActionPayload, ActionResult, ClientActionDefinition, ClientActionMap, ClientState, CloseDetail,
+  DirectMessageHandler, DirectMessageMeta, HandledActionName, MembershipDetail, MessageHandler, MessageMeta, OpenDetail,
+  PublishOptions, PublishOptionsOf, ReconnectingDetail, RealtimeClientEventMap
 } from './types.js'
 export type { WireErrorCode, ValidationDetail, RequestId } from '../protocol.js'

@@ -2,7 +2,7 @@
  * Options of `createClient()`: types, defaults (with units) and validation. A bad option throws a `TypeError`
  * from `createClient()`, never later.
  */
-import { DEVICE_ID_PATTERN } from '../constants.js'
+import { CloseCode, DEVICE_ID_PATTERN } from '../constants.js'
 import type { WebSocketConstructor } from './socket.js'
 
 /** Default time a `join` / `leave` / `publish` may wait for its reply, in ms (10 s). */
@@ -15,6 +15,21 @@ export const DEFAULT_QUEUE_SIZE = 100
 export const DEFAULT_MIN_DELAY = 500
 /** Default longest reconnect delay, in ms (30 s). */
 export const DEFAULT_MAX_DELAY = 30_000
+
+/**
+ * The default of the `isTerminalClose` option: true for the close codes after which retrying cannot help, so the
+ * client closes for good instead of reconnecting:
+ * - 1003 (binary frame), 1008 (policy violation, e.g. flooding), 1009 (a frame over the server's `maxPayload`);
+ * - 4000-4999, the application range (RFC 6455 §7.4.2): the application ended this connection on purpose, e.g. a
+ *   kick with `app.realtime.disconnect(deviceId)` (code 4000 unless it gives another).
+ *
+ * Every other code is retried: 1001 (server shutdown), 1006 (network loss), 1011, 1013, ...
+ * @param code the WebSocket close code
+ */
+export function isTerminalCloseCode (code: number): boolean {
+  return code === CloseCode.UNSUPPORTED_DATA || code === CloseCode.POLICY_VIOLATION ||
+    code === CloseCode.MESSAGE_TOO_BIG || (code >= 4000 && code <= 4999)
+}
 
 /** Options of `createClient(url, options)`. */
 export interface ClientOptions {
@@ -43,6 +58,15 @@ export interface ClientOptions {
   /** Longest delay before a reconnect attempt, in ms (>= minDelay). Default 30000. */
   maxDelay?: number
   /**
+   * Decides, for each close the client did not ask for, whether it is final: `true` closes the client for good
+   * (state `closed`, calls reject `CLOSED`), `false` reconnects with backoff. Called with the close code and
+   * reason. Default `isTerminalCloseCode`: 1003, 1008, 1009 and the application range 4000-4999 are final. To retry
+   * one application code, e.g. a "come back later" 4001:
+   * `isTerminalClose: (code) => code !== 4001 && isTerminalCloseCode(code)`.
+   * (An HTTP 401 / 403 answering the upgrade, seen in Node with `ws` only, is final whatever this returns.)
+   */
+  isTerminalClose?: (code: number, reason: string) => boolean
+  /**
    * The WebSocket constructor to use. Default: the global `WebSocket` (browsers, Node >= 22), else the
    * `ws` package (Node 20).
    */
@@ -57,6 +81,7 @@ export interface ResolvedClientOptions {
   queueSize: number
   minDelay: number
   maxDelay: number
+  isTerminalClose: (code: number, reason: string) => boolean
   WebSocket: WebSocketConstructor | undefined
 }
 
@@ -72,6 +97,9 @@ export function resolveClientOptions (opts: ClientOptions = {}): ResolvedClientO
   if (opts.WebSocket !== undefined && typeof opts.WebSocket !== 'function') {
     throw new TypeError('createClient: WebSocket must be a WebSocket constructor')
   }
+  if (opts.isTerminalClose !== undefined && typeof opts.isTerminalClose !== 'function') {
+    throw new TypeError('createClient: isTerminalClose must be a function (code, reason) => boolean')
+  }
   const minDelay = count(opts.minDelay, DEFAULT_MIN_DELAY, 'minDelay', 1)
   const maxDelay = count(opts.maxDelay, Math.max(DEFAULT_MAX_DELAY, minDelay), 'maxDelay', minDelay)
   return {
@@ -81,6 +109,7 @@ export function resolveClientOptions (opts: ClientOptions = {}): ResolvedClientO
     queueSize: count(opts.queueSize, DEFAULT_QUEUE_SIZE, 'queueSize', 0),
     minDelay,
     maxDelay,
+    isTerminalClose: opts.isTerminalClose ?? isTerminalCloseCode,
     WebSocket: opts.WebSocket
   }
 }

@@ -1,24 +1,32 @@
 /**
- * The client's requests (join, leave, publish) from call to reply: the queue of calls waiting for a connection,
+ * The client's requests (join, leave, publish, rpc) from call to reply: the queue of calls waiting for a connection,
  * the table of frames sent and awaiting their reply, ids and timeouts. No socket here: the client sends.
  */
 import type { ActionFrame, JoinFrame, LeaveFrame } from '../protocol.js'
 import { RealtimeError } from './errors.js'
 
+/**
+ * An `action` frame as the client sends it (protocol v1.1): `channel` is absent for a channel-less call of a handled
+ * action (`rpc`), and `exceptSelf: true` is present only when the publish asked for it.
+ */
+export type ActionRequestFrame = Omit<ActionFrame, 'id'>
+
 /** A request frame as the client sends it: always with a numeric id. */
-export type RequestFrame = (JoinFrame | LeaveFrame | ActionFrame) & { id: number }
+export type RequestFrame = (Omit<JoinFrame, 'id'> | Omit<LeaveFrame, 'id'> | ActionRequestFrame) & { id: number }
 
 /** One call awaiting its reply. */
 export interface PendingRequest {
   readonly frame: RequestFrame
   /** A re-join the client sends by itself after a reconnect: no caller awaits it. */
   readonly internal: boolean
-  readonly resolve: () => void
+  /** Called with the `result` of an `ack` (undefined for joins, leaves and acks without a result). */
+  readonly resolve: (result: unknown) => void
   readonly reject: (err: RealtimeError) => void
   timer: ReturnType<typeof setTimeout> | undefined
 }
 
-type FrameBody = Omit<JoinFrame, 'id'> | Omit<LeaveFrame, 'id'> | Omit<ActionFrame, 'id'>
+/** A request frame before it gets its id. */
+export type FrameBody = Omit<JoinFrame, 'id'> | Omit<LeaveFrame, 'id'> | ActionRequestFrame
 
 /**
  * Queue and in-flight table. A request lives in exactly one of them until it is settled: by its reply,
@@ -50,7 +58,7 @@ export class Requests {
    * Creates a request with a fresh id and starts its timeout; `resolve` / `reject` are called once, when it is
    * settled. The caller then either writes its frame and calls `sent`, or calls `enqueue`.
    */
-  create (body: FrameBody, internal: boolean, resolve: () => void, reject: (err: RealtimeError) => void): PendingRequest {
+  create (body: FrameBody, internal: boolean, resolve: (result: unknown) => void, reject: (err: RealtimeError) => void): PendingRequest {
     const frame = { ...body, id: this.#nextId++ } as RequestFrame
     const request: PendingRequest = { frame, internal, resolve, reject, timer: undefined }
     request.timer = setTimeout(() => {
@@ -82,22 +90,22 @@ export class Requests {
   }
 
   /**
-   * Settles the sent request answering to `id`: resolves it, or rejects it with `error`.
+   * Settles the sent request answering to `id`: rejects it with `error` when given, else resolves it with `result`.
    * @returns false when no sent request has that id (timed out already, or not ours)
    */
-  reply (id: unknown, error?: RealtimeError): boolean {
+  reply (id: unknown, error?: RealtimeError, result?: unknown): boolean {
     if (typeof id !== 'number') return false
     const request = this.#sent.get(id)
     if (request === undefined) return false
     this.#sent.delete(id)
-    this.#settle(request, error)
+    this.#settle(request, error, result)
     return true
   }
 
   /**
    * The connection dropped. Sent joins and leaves go back to the front of the queue, in their send order, to be
-   * sent again once (they are idempotent); sent publishes reject with `DISCONNECTED` (the server may have
-   * published them); internal re-joins are dropped (the next connection re-joins again).
+   * sent again once (they are idempotent); sent actions (publish, rpc) reject with `DISCONNECTED` (the server may
+   * have run them); internal re-joins are dropped (the next connection re-joins again).
    */
   disconnected (): void {
     const again: PendingRequest[] = []
@@ -105,7 +113,7 @@ export class Requests {
       if (request.internal) this.#settle(request)
       else if (request.frame.type === 'action') {
         this.#settle(request, new RealtimeError('DISCONNECTED',
-          'The connection dropped before the publish was acknowledged; it may or may not have been delivered',
+          'The connection dropped before the action was acknowledged; it may or may not have taken effect',
           { id: request.frame.id }))
       } else again.push(request)
     }
@@ -129,9 +137,9 @@ export class Requests {
     return true
   }
 
-  #settle (request: PendingRequest, error?: RealtimeError): void {
+  #settle (request: PendingRequest, error?: RealtimeError, result?: unknown): void {
     clearTimeout(request.timer)
-    if (error === undefined) request.resolve()
+    if (error === undefined) request.resolve(result)
     else request.reject(error)
   }
 }

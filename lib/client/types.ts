@@ -3,17 +3,78 @@
  * state and the details of its lifecycle events.
  */
 import type { Static, TSchema } from 'typebox'
-import type { ActionMap } from '../options.js'
+import type { ActionEntry, ActionMap } from '../actions.js'
 import type { RealtimeError } from './errors.js'
 
-/** A map of action name -> TypeBox schema of its payload: the same object the server registers as `actions`. */
+/**
+ * One entry of the server's action map, as the client reads it (the server's `ActionEntry`): a TypeBox schema of
+ * the payload (a relay action), or `{ payload, reply?, handler? }` (handled with `handler`, else a relay). The
+ * client never calls `handler`: it only reads whether the entry has one.
+ */
+export type ClientActionDefinition = ActionEntry
+
+/**
+ * A map of action name -> definition: the same object the server registers as `actions` (the server's
+ * `ActionMap`), imported as a type.
+ */
 export type ClientActionMap = ActionMap
 
 /** The action names of the map `A`. */
 export type ActionName<A> = keyof A & string
 
-/** The payload type of action `K` of the map `A`: the static type of its TypeBox schema. */
-export type ActionPayload<A, K extends keyof A> = A[K] extends TSchema ? Static<A[K]> : never
+/** The payload type of one definition (distributes over unions). */
+type PayloadOf<D> = D extends { payload: infer P extends TSchema } ? Static<P> : D extends TSchema ? Static<D> : never
+
+/**
+ * True for a handled definition: one whose type has a `handler` property, required (an object literal with a
+ * handler) or optional (the type a helper such as the server's `defineAction` returns).
+ */
+type IsHandled<D> = D extends { payload: TSchema } ? ('handler' extends keyof D ? true : false) : false
+
+/** The result type of one definition: `Static<reply>` for a handled action, `unknown` without reply, else `undefined`. */
+type ResultOf<D> = IsHandled<D> extends true
+  ? D extends { reply?: infer R } ? ([Exclude<R, undefined>] extends [TSchema] ? Static<Exclude<R, undefined>> : unknown) : unknown
+  : undefined
+
+/**
+ * The payload type of action `K` of the map `A`: the static type of its TypeBox schema (of `payload` in the
+ * object form).
+ */
+export type ActionPayload<A, K extends keyof A> = PayloadOf<A[K]>
+
+/**
+ * What `publish` and `rpc` resolve with for action `K` of the map `A`: `Static<reply>` for a handled action that
+ * declares `reply`, `unknown` for a handled action without `reply`, `undefined` for a relay action (and `unknown`
+ * for every action of an untyped client).
+ */
+export type ActionResult<A, K extends keyof A> = string extends keyof A ? unknown : ResultOf<A[K]>
+
+/**
+ * The actions of the map `A` that `rpc` may call: those defined with a `handler` (every action name for an untyped
+ * client).
+ */
+export type HandledActionName<A> = string extends keyof A
+  ? string
+  : { [K in ActionName<A>]: IsHandled<A[K]> extends true ? K : never }[ActionName<A>]
+
+/**
+ * The options `publish` accepts for action `K` of the map `A`: `PublishOptions` for a relay action; none for a
+ * handled action, whose handler decides who receives what (the server answers `exceptSelf` on it with
+ * `BAD_REQUEST`).
+ */
+export type PublishOptionsOf<A, K extends keyof A> = string extends keyof A
+  ? PublishOptions
+  : IsHandled<A[K]> extends true ? never : PublishOptions
+
+/** Options of one `publish` of a relay action. */
+export interface PublishOptions {
+  /**
+   * When true, no connection of this client's deviceId (this one or another tab of the same device) receives the
+   * message; every other member does, on every node. Sent as `"exceptSelf": true` in the `action` frame (protocol
+   * v1.1; relay actions only). For typing indicators and cursors. Default false.
+   */
+  exceptSelf?: boolean
+}
 
 /** What a channel handler receives besides the payload. */
 export interface MessageMeta<K extends string = string> {
@@ -45,7 +106,8 @@ export type DirectMessageHandler<P, K extends string = string> = (payload: P, me
  * - `connecting`: a socket is being opened (first time or a retry), until the server's `welcome`;
  * - `open`: welcomed; calls are sent at once;
  * - `reconnecting`: the connection dropped, waiting out the backoff delay before the next attempt;
- * - `closed`: terminal (`close()`, close code 1003 / 1008 / 1009, or HTTP 401 / 403 in Node); calls reject `CLOSED`.
+ * - `closed`: terminal (`close()`, a close code the `isTerminalClose` option calls final, by default 1003 / 1008 / 1009
+ *   and 4000-4999, or HTTP 401 / 403 in Node); calls reject `CLOSED`.
  */
 export type ClientState = 'connecting' | 'open' | 'reconnecting' | 'closed'
 
@@ -67,6 +129,18 @@ export interface CloseDetail {
   willReconnect: boolean
 }
 
+/** Detail of the `joined` and `left` events. */
+export interface MembershipDetail {
+  /** The channel added to (`joined`) or removed from (`left`) `client.channels`. */
+  channel: string
+  /**
+   * true when the server decided it: an unsolicited `joined` / `left` frame (`app.realtime.join` / `leave`,
+   * `connection.join` / `leave`, `authenticate`'s `channels`), or a re-join refused after a reconnect;
+   * false for the client's own `join()` / `leave()`.
+   */
+  byServer: boolean
+}
+
 /** Detail of the `reconnecting` event. */
 export interface ReconnectingDetail {
   /** Reconnect attempt number since the last `open`, from 1. */
@@ -81,8 +155,15 @@ export interface RealtimeClientEventMap {
   open: CustomEvent<OpenDetail>
   /** The socket closed (or failed to open). */
   close: CustomEvent<CloseDetail>
-  /** A reconnect attempt is scheduled. */
+  /**
+   * A reconnect attempt is scheduled in `delay` ms (sooner when `reconnect()` is called or, in a browser, the
+   * window fires `online`).
+   */
   reconnecting: CustomEvent<ReconnectingDetail>
+  /** A channel was added to `channels`: the server confirmed a `join()`, or joined this connection itself. */
+  joined: CustomEvent<MembershipDetail>
+  /** A channel was removed from `channels`: the server confirmed a `leave()`, or removed this connection itself. */
+  left: CustomEvent<MembershipDetail>
   /**
    * Something failed that no promise reports: a socket error (`CONNECTION_FAILED`), an error reply without a
    * pending request, a failed re-join after a reconnect, a bad server frame, a throwing handler.
