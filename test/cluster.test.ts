@@ -19,7 +19,7 @@ async function twoNodes (t: { teardown: (fn: () => unknown) => void }) {
 }
 
 async function numsub (channel: string): Promise<number> {
-  const reply = await admin.pubsub('NUMSUB', `realtime:channel:${channel}`) as [string, number]
+  const reply = await admin.pubsub('NUMSUB', `realtime:{channel:${channel}}`) as [string, number]
   return reply[1]
 }
 

@@ -1,6 +1,7 @@
 /**
  * The Redis pub/sub adapter: every node behind a load balancer shares one Redis, and each node SUBSCRIBEs to a
- * Redis channel only while it has local subscribers of the topic (reference counted).
+ * Redis channel only while it has local subscribers of the topic (reference counted). History and presence live
+ * in `redis-history.ts` and `redis-presence.ts`.
  */
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { once } from 'node:events'
@@ -8,8 +9,11 @@ import { Redis } from 'ioredis'
 import fastifyRedis from '@fastify/redis'
 import type { MessageHandler, RealtimeAdapter } from './adapter.js'
 import { callHandlers } from './handlers.js'
+import { redisHistory } from './redis-history.js'
+import type { RedisHost } from './redis-host.js'
+import { redisPresence } from './redis-presence.js'
 import { integerOption } from '../option-checks.js'
-import { DEFAULT_REDIS_PREFIX, DEFAULT_SUBSCRIBE_TIMEOUT } from '../constants.js'
+import { DEFAULT_HISTORY_META_TTL, DEFAULT_PRESENCE_TIMEOUT, DEFAULT_REDIS_PREFIX, DEFAULT_SUBSCRIBE_TIMEOUT } from '../constants.js'
 import { FST_REALTIME_ADAPTER_CLOSED, FST_REALTIME_INVALID_OPTION, FST_REALTIME_UNAVAILABLE } from '../errors.js'
 
 /** Options of `redisAdapter()`. Give at most one of `url` and `client`. */
@@ -21,11 +25,31 @@ export interface RedisAdapterOptions {
   url?: string
   /** An ioredis client to publish with. Never closed by the adapter (the app owns it). */
   client?: Redis
-  /** Prefix of every Redis channel name, so several apps can share one Redis. Default `'realtime:'`. */
+  /**
+   * Prefix of every Redis channel and key name, so several apps can share one Redis. Default `'realtime:'`.
+   * A topic's channel is `<prefix>{<topic>}`, and its keys start with that (one Redis Cluster hash slot per topic).
+   */
   prefix?: string
   /** Longest wait for Redis, in ms, when subscribing while it is unreachable. Default 2000. */
   subscribeTimeout?: number
+  /**
+   * Longest time, in ms, the presence members of a node that died without cleaning up stay counted. The node
+   * heartbeats every fifth of it. Default 15000.
+   */
+  presenceTimeout?: number
+  /**
+   * Time in ms a topic's stream position (epoch, top offset) is kept after its last publish or read; past it the
+   * topic starts a new epoch. Must outlast every history `ttl`. Default 2592000000 (30 days).
+   */
+  historyMetaTtl?: number
 }
+
+/**
+ * First character of a PUBLISHed string that is not the message as-is: `\x01<offset> <epoch> <message>` carries a
+ * stream position (history publish, see redis-history.ts), `\x01 <message>` a plain message that itself begins
+ * with this character. Every other string is the message unchanged.
+ */
+const ENVELOPE = 1
 
 interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
 
@@ -48,6 +72,8 @@ interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
 export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapter {
   const prefix = options.prefix ?? DEFAULT_REDIS_PREFIX
   const subscribeTimeout = integerOption(options.subscribeTimeout, DEFAULT_SUBSCRIBE_TIMEOUT, 'redisAdapter subscribeTimeout (ms)', 1)
+  const presenceTimeout = integerOption(options.presenceTimeout, DEFAULT_PRESENCE_TIMEOUT, 'redisAdapter presenceTimeout (ms)', 5)
+  const historyMetaTtl = integerOption(options.historyMetaTtl, DEFAULT_HISTORY_META_TTL, 'redisAdapter historyMetaTtl (ms)', 1)
   if (typeof prefix !== 'string') throw new FST_REALTIME_INVALID_OPTION('redisAdapter prefix must be a string')
   if (options.url !== undefined && options.client !== undefined) {
     throw new FST_REALTIME_INVALID_OPTION('redisAdapter accepts either url or client, not both')
@@ -61,11 +87,30 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
   let sub: Redis | undefined
   let log: FastifyBaseLogger | undefined
   let closed = false
+  let closing: Promise<void> | undefined
   let down = false
+
+  const channel = (topic: string): string => `${prefix}{${topic}}`
 
   function onMessage (key: string, message: string): void {
     const entry = topics.get(key)
-    if (entry !== undefined) callHandlers(entry.handlers, message, log)
+    if (entry === undefined) return
+    if (message.charCodeAt(0) !== ENVELOPE) {
+      callHandlers(entry.handlers, message, undefined, log)
+      return
+    }
+    const i = message.indexOf(' ', 1)
+    if (i === 1) {
+      callHandlers(entry.handlers, message.slice(2), undefined, log)
+      return
+    }
+    const j = message.indexOf(' ', i + 1)
+    const offset = Number(message.slice(1, i))
+    if (j < 0 || !Number.isSafeInteger(offset)) {
+      log?.error({ channel: key }, 'fastify-realtime: dropped a malformed history envelope from Redis')
+      return
+    }
+    callHandlers(entry.handlers, message.slice(j + 1), { offset, epoch: message.slice(i + 1, j) }, log)
   }
 
   function onError (err: Error): void {
@@ -134,7 +179,24 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
     }
   }
 
+  const host: RedisHost = {
+    client () {
+      if (closed || pub === undefined) throw new FST_REALTIME_ADAPTER_CLOSED()
+      return pub
+    },
+    ready: connected,
+    closed: () => closed,
+    log: () => log,
+    prefix,
+    channel
+  }
+  const history = redisHistory(host, historyMetaTtl)
+  const presence = redisPresence(host, presenceTimeout)
+
   return {
+    history,
+    presence: { start: presence.start, add: presence.add, remove: presence.remove, list: presence.list, onChange: presence.onChange },
+
     async init (fastify: FastifyInstance) {
       log = fastify.log
       if (options.url !== undefined) {
@@ -175,7 +237,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
 
     async subscribe (topic, handler) {
       if (closed) throw new FST_REALTIME_ADAPTER_CLOSED()
-      const key = prefix + topic
+      const key = channel(topic)
       let entry = topics.get(key)
       if (entry === undefined) {
         entry = { handlers: new Set(), ready: subscribeKey(key) }
@@ -192,7 +254,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
     },
 
     async unsubscribe (topic, handler) {
-      const key = prefix + topic
+      const key = channel(topic)
       const entry = topics.get(key)
       if (entry === undefined || !entry.handlers.delete(handler)) return
       if (entry.handlers.size > 0) return
@@ -207,25 +269,28 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
       if (closed || pub === undefined) throw new FST_REALTIME_ADAPTER_CLOSED()
       if (!connected()) throw new FST_REALTIME_UNAVAILABLE('Redis is unreachable')
       try {
-        await pub.publish(prefix + topic, message)
+        await pub.publish(channel(topic), message.charCodeAt(0) === ENVELOPE ? '\u0001 ' + message : message)
       } catch (err) {
         throw new FST_REALTIME_UNAVAILABLE((err as Error).message)
       }
     },
 
-    async close () {
-      if (closed) return
-      closed = true
-      topics.clear()
-      pub?.removeListener('error', onError)
-      if (sub !== undefined) {
-        sub.removeListener('message', onMessage)
-        try {
-          await sub.quit()
-        } catch {
-          sub.disconnect()
+    close () {
+      closing ??= (async () => {
+        await presence.close() // this node's members first, while the connection still works
+        closed = true
+        topics.clear()
+        pub?.removeListener('error', onError)
+        if (sub !== undefined) {
+          sub.removeListener('message', onMessage)
+          try {
+            await sub.quit()
+          } catch {
+            sub.disconnect()
+          }
         }
-      }
+      })()
+      return closing
     }
   }
 }
