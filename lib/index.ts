@@ -46,9 +46,13 @@ export {
 } from './actions.js'
 export type { RealtimeConnection } from './connection.js'
 export type { RealtimeAdapter, MessageHandler, AdapterStatus } from './adapters/adapter.js'
+export type {
+  HistoryCapability, HistoryEntry, HistoryOptions, HistoryPage, HistoryQuery, StreamPosition
+} from './adapters/history.js'
+export type { PresenceCapability, PresenceChange, PresenceListener, PresenceMember } from './adapters/presence.js'
 export type { RateLimitOptions } from './rate-limit.js'
 export type { AllowedOrigins } from './origin.js'
-export { memoryAdapter } from './adapters/memory.js'
+export { memoryAdapter, type MemoryAdapterOptions } from './adapters/memory.js'
 export { redisAdapter, type RedisAdapterOptions } from './adapters/redis.js'
 export * from './errors.js'
 export { CloseCode } from './constants.js'

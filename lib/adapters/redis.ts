@@ -8,7 +8,7 @@ import { once } from 'node:events'
 import { Redis } from 'ioredis'
 import fastifyRedis from '@fastify/redis'
 import type { MessageHandler, RealtimeAdapter } from './adapter.js'
-import { callHandlers } from './handlers.js'
+import { deliverEnvelope, plainEnvelope } from './redis-envelope.js'
 import { redisHistory } from './redis-history.js'
 import type { RedisHost } from './redis-host.js'
 import { redisPresence } from './redis-presence.js'
@@ -44,13 +44,6 @@ export interface RedisAdapterOptions {
   historyMetaTtl?: number
 }
 
-/**
- * First character of a PUBLISHed string that is not the message as-is: `\x01<offset> <epoch> <message>` carries a
- * stream position (history publish, see redis-history.ts), `\x01 <message>` a plain message that itself begins
- * with this character. Every other string is the message unchanged.
- */
-const ENVELOPE = 1
-
 interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
 
 /**
@@ -65,7 +58,12 @@ interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
  * SUBSCRIBEs exactly the topics that still have handlers, so a topic left during the outage is not revived.
  * Connection errors are logged once per state change, never per message.
  *
- * @throws FST_REALTIME_INVALID_OPTION at creation when both `url` and `client` are given, and at register time
+ * Capabilities: `history` (redis-history.ts: one Lua script appends to the topic's stream and PUBLISHes atomically;
+ * subscribers get the position out of band) and `presence` (redis-presence.ts: per-node heartbeat, dead nodes swept
+ * within `presenceTimeout`). `close()` removes this node's presence members before anything else.
+ *
+ * @throws FST_REALTIME_INVALID_OPTION at creation when both `url` and `client` are given, when `subscribeTimeout`,
+ *   `historyMetaTtl` are not integers >= 1 or `presenceTimeout` not an integer >= 5, and at register time
  *   when neither is and `@fastify/redis` is not registered; FST_REALTIME_UNAVAILABLE at register time when `url`
  *   cannot be reached (fail fast instead of a plugin timeout).
  */
@@ -94,23 +92,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
 
   function onMessage (key: string, message: string): void {
     const entry = topics.get(key)
-    if (entry === undefined) return
-    if (message.charCodeAt(0) !== ENVELOPE) {
-      callHandlers(entry.handlers, message, undefined, log)
-      return
-    }
-    const i = message.indexOf(' ', 1)
-    if (i === 1) {
-      callHandlers(entry.handlers, message.slice(2), undefined, log)
-      return
-    }
-    const j = message.indexOf(' ', i + 1)
-    const offset = Number(message.slice(1, i))
-    if (j < 0 || !Number.isSafeInteger(offset)) {
-      log?.error({ channel: key }, 'fastify-realtime: dropped a malformed history envelope from Redis')
-      return
-    }
-    callHandlers(entry.handlers, message.slice(j + 1), { offset, epoch: message.slice(i + 1, j) }, log)
+    if (entry !== undefined) deliverEnvelope(entry.handlers, message, key, log)
   }
 
   function onError (err: Error): void {
@@ -269,7 +251,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
       if (closed || pub === undefined) throw new FST_REALTIME_ADAPTER_CLOSED()
       if (!connected()) throw new FST_REALTIME_UNAVAILABLE('Redis is unreachable')
       try {
-        await pub.publish(channel(topic), message.charCodeAt(0) === ENVELOPE ? '\u0001 ' + message : message)
+        await pub.publish(channel(topic), plainEnvelope(message))
       } catch (err) {
         throw new FST_REALTIME_UNAVAILABLE((err as Error).message)
       }
