@@ -71,7 +71,7 @@ export function isAdapter (value: unknown): value is RealtimeAdapter {
     typeof a.publish === 'function' && typeof a.close === 'function' &&
     (a.init === undefined || typeof a.init === 'function') &&
     (a.status === undefined || typeof a.status === 'function') &&
-    (a.history === undefined || hasMethods(a.history, ['publish', 'read'], ['start'])) &&
+    (a.history === undefined || hasMethods(a.history, ['publish', 'read'], ['start', 'onReconnect'])) &&
     (a.presence === undefined || hasMethods(a.presence, ['add', 'remove', 'list', 'onChange'], ['start']))
 }
 

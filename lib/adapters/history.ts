@@ -60,9 +60,13 @@ export interface HistoryQuery {
  *   the first message stays valid. It rejects like `publish`.
  * - `start` (optional) is called once by the plugin at register time when history is enabled, before any other
  *   method of the capability: the place for startup checks of the backend's settings.
+ * - `onReconnect` (optional; an adapter whose subscriptions never miss a message needs none) sets the one listener
+ *   called after the adapter subscribed again following a backend outage, once per outage: messages published
+ *   meanwhile may not have reached this node's handlers, so the plugin catches up from the streams.
  */
 export interface HistoryCapability {
   start?: () => Promise<void>
+  onReconnect?: (listener: () => void) => void
   publish: (topic: string, message: string, options: HistoryOptions) => Promise<StreamPosition>
   read: (topic: string, query: HistoryQuery) => Promise<HistoryPage>
 }

@@ -11,38 +11,13 @@ import type { MessageHandler, RealtimeAdapter } from './adapter.js'
 import { deliverEnvelope, plainEnvelope } from './redis-envelope.js'
 import { redisHistory } from './redis-history.js'
 import type { RedisHost } from './redis-host.js'
+import type { RedisAdapterOptions } from './redis-options.js'
 import { redisPresence } from './redis-presence.js'
 import { integerOption } from '../option-checks.js'
 import { DEFAULT_HISTORY_META_TTL, DEFAULT_PRESENCE_TIMEOUT, DEFAULT_REDIS_PREFIX, DEFAULT_SUBSCRIBE_TIMEOUT } from '../constants.js'
 import { FST_REALTIME_ADAPTER_CLOSED, FST_REALTIME_INVALID_OPTION, FST_REALTIME_UNAVAILABLE } from '../errors.js'
 
-/** Options of `redisAdapter()`. Give at most one of `url` and `client`. */
-export interface RedisAdapterOptions {
-  /**
-   * Redis URL (`redis://127.0.0.1:6379`). The adapter registers `@fastify/redis` for it in a private context,
-   * so the app's own `fastify.redis` is untouched, and the connection is closed with the app.
-   */
-  url?: string
-  /** An ioredis client to publish with. Never closed by the adapter (the app owns it). */
-  client?: Redis
-  /**
-   * Prefix of every Redis channel and key name, so several apps can share one Redis. Default `'realtime:'`.
-   * A topic's channel is `<prefix>{<topic>}`, and its keys start with that (one Redis Cluster hash slot per topic).
-   */
-  prefix?: string
-  /** Longest wait for Redis, in ms, when subscribing while it is unreachable. Default 2000. */
-  subscribeTimeout?: number
-  /**
-   * Longest time, in ms, the presence members of a node that died without cleaning up stay counted. The node
-   * heartbeats every fifth of it. Default 15000.
-   */
-  presenceTimeout?: number
-  /**
-   * Time in ms a topic's stream position (epoch, top offset) is kept after its last publish or read; past it the
-   * topic starts a new epoch. Must outlast every history `ttl`. Default 2592000000 (30 days).
-   */
-  historyMetaTtl?: number
-}
+export type { RedisAdapterOptions }
 
 interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
 
@@ -87,6 +62,9 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
   let closed = false
   let closing: Promise<void> | undefined
   let down = false
+  /** The subscriber was ready once already: its next 'ready' is a reconnection. */
+  let subscribedBefore = false
+  let reconnectListener: (() => void) | undefined
 
   const channel = (topic: string): string => `${prefix}{${topic}}`
 
@@ -105,8 +83,18 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
     const keys = [...topics.keys()]
     if (down) log?.info({ topics: keys.length }, 'fastify-realtime: Redis connection restored; subscribing again')
     down = false
-    if (keys.length > 0) {
-      sub!.subscribe(...keys).catch((err: unknown) => onError(err as Error))
+    const again = subscribedBefore
+    subscribedBefore = true
+    const restored = keys.length > 0 ? sub!.subscribe(...keys) : Promise.resolve()
+    restored.then(() => { if (again) reconnected() }, (err: unknown) => onError(err as Error))
+  }
+
+  /** After an outage: deliveries published meanwhile were missed; the history listener catches up from streams. */
+  function reconnected (): void {
+    try {
+      reconnectListener?.()
+    } catch (err) {
+      log?.error({ err }, 'fastify-realtime: history reconnect listener threw')
     }
   }
 
@@ -176,7 +164,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
   const presence = redisPresence(host, presenceTimeout)
 
   return {
-    history,
+    history: { ...history, onReconnect (listener) { reconnectListener = listener } },
     presence: { start: presence.start, add: presence.add, remove: presence.remove, list: presence.list, onChange: presence.onChange },
 
     async init (fastify: FastifyInstance) {

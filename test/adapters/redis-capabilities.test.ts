@@ -123,3 +123,26 @@ t.test('presence converges after Redis loses everything: members restored, a rem
   t.same(changes, [['room', { joins: [{ deviceId: 'stays', info: { n: 1 } }], leaves: [] }]],
     'the restore is reported to the listener (the other nodes saw the member vanish with Redis)')
 })
+
+t.test('history.onReconnect: called once after the subscriptions are restored following an outage, not at start', async (t) => {
+  const { app } = loggedApp()
+  t.teardown(() => app.close())
+  const adapter = await ready(redisAdapter({ url: redis.url }), app)
+  t.teardown(() => adapter.close())
+  let calls = 0
+  let called: () => void = () => {}
+  const reconnected = new Promise<void>((resolve) => { called = resolve })
+  adapter.history!.onReconnect!(() => { calls++; called() })
+  const got: string[] = []
+  await adapter.subscribe('rc', (m) => got.push(m))
+  await redis.stop(true)
+  await redis.start()
+  await reconnected
+  // The listener runs once SUBSCRIBE is answered: a message published now reaches the handler.
+  await admin.publish('realtime:{rc}', 'after')
+  await until(() => got.length === 1, 5000, 'the delivery after the reconnect')
+  t.equal(calls, 1)
+  t.same(got, ['after'])
+  // Both connections back before the teardown (quitting a reconnecting url client fails in @fastify/redis).
+  await until(() => adapter.status!() === 'ready', 15_000, 'the publishing connection too')
+})
