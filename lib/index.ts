@@ -53,11 +53,14 @@ export type { PresenceCapability, PresenceChange, PresenceListener, PresenceMemb
 export type { RateLimitOptions } from './rate-limit.js'
 export type { AllowedOrigins } from './origin.js'
 export { memoryAdapter, type MemoryAdapterOptions } from './adapters/memory.js'
+export type { ChannelHistory, HistoryOption, ChannelHistoryPage, HistoryMessage, Since } from './history.js'
+export type { PresenceOption } from './presence.js'
 export { redisAdapter, type RedisAdapterOptions } from './adapters/redis.js'
 export * from './errors.js'
 export { CloseCode } from './constants.js'
 export {
   WireErrorCode, JoinFrame, LeaveFrame, ActionFrame,
   type ClientFrame, type ServerFrame, type WelcomeFrame, type JoinedFrame, type LeftFrame, type AckFrame,
-  type ErrorFrame, type MessageFrame, type ValidationDetail, type RequestId
+  type ErrorFrame, type MessageFrame, type ValidationDetail, type RequestId, type ResetFrame, type PresenceFrame,
+  type PresenceDiffFrame, type PresenceMemberFrame, StreamPosition as StreamPositionSchema
 } from './protocol.js'
