@@ -49,6 +49,8 @@ export const TARGETS: TargetDef[] = [
   { name: 'ws-prebuilt-write', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_WS_MODE: 'prebuilt-write' }, description: 'ws-raw with header + payload built once into one Buffer per message and written with ws._socket.write' },
   { name: 'socket.io', file: 'socketio.ts', protocol: 'socketio', nodes: 1, redis: false, description: 'Socket.IO 4, websocket transport only, rooms, io.to(room).emit' },
   { name: 'fastify-realtime+redis', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 2, redis: true, description: 'this plugin, redisAdapter({ url }), two nodes' },
+  { name: 'fastify-realtime+history', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_HISTORY: '1' }, description: 'this plugin, memory adapter, history on every channel (size 100, ttl 10 min); run with --targets' },
+  { name: 'fastify-realtime+redis+history', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 2, redis: true, env: { BENCH_HISTORY: '1' }, description: 'this plugin, redisAdapter, history on every channel (one Lua append+PUBLISH per message); run with --targets' },
   { name: 'ws+ioredis', file: 'ws-raw.ts', protocol: 'realtime', nodes: 2, redis: true, description: 'ws-raw with an ioredis PUBLISH/SUBSCRIBE between two nodes' },
   { name: 'socket.io+redis-adapter', file: 'socketio.ts', protocol: 'socketio', nodes: 2, redis: true, description: 'Socket.IO 4 with @socket.io/redis-adapter, two nodes' }
 ]

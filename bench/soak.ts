@@ -74,7 +74,7 @@ export async function runSoak ({ cycles = 20_000, concurrency = 50 } = {}): Prom
     global.gc?.()
     const after = snapshot(app)
     const left = (await admin.pubsub('CHANNELS', 'realtime:*')) as string[]
-    return { cycles, seconds: +seconds.toFixed(2), before, after, redisChannelsLeft: left.filter((c) => c !== 'realtime:soak-sync').length }
+    return { cycles, seconds: +seconds.toFixed(2), before, after, redisChannelsLeft: left.filter((c) => c !== 'realtime:{soak-sync}').length }
   } finally {
     await admin.quit()
     await app.close()

@@ -59,6 +59,10 @@ await app.register(realtimePlugin, {
   actions,
   adapter: redisUrl === undefined ? memoryAdapter() : redisAdapter({ url: redisUrl }),
   healthRoute: '/health', // 200 {"status":"ok",...} while the adapter is up, 503 when degraded: for load balancers
+  // Every channel keeps its last 100 messages for 10 minutes: deliveries carry an offset, a client that re-joins with
+  // `since` gets what it missed (or `recovered: false`: reload). Who is online: a snapshot, then diffs.
+  history: { size: 100, ttl: 10 * 60_000 },
+  presence: true,
   onConnect: (connection) => { app.log.info({ deviceId: connection.deviceId, id: connection.id }, 'device connected') },
   onDisconnect: (connection, { code, reason }) => {
     app.log.info({ deviceId: connection.deviceId, id: connection.id, code, reason }, 'device disconnected')

@@ -1,13 +1,20 @@
 /**
  * The local registry: which members of this node listen to which adapter topic. It subscribes the node to a
  * topic when the first local member arrives and unsubscribes when the last one leaves (reference counting),
- * and fans each delivery out to the topic's members. It knows nothing of frames or sockets.
+ * and fans each delivery out to the topic's members. On a channel with history it passes live deliveries through
+ * the topic's `StreamFollower` (offsets once, in order) and writes the offset into the frame once per message;
+ * a member joining such a channel (or a presence channel) is *held*: its deliveries are kept aside until its
+ * `joined` (and replay, snapshot) went out, then released in order. It knows nothing of sockets.
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { MessageHandler, RealtimeAdapter } from './adapters/adapter.js'
+import type { StreamPosition } from './adapters/history.js'
 import { DEVICE_TOPIC_PREFIX } from './constants.js'
 import { type ControlCommand, controlCommand, decodeEnvelope } from './envelope.js'
 import { textFrame } from './frame.js'
+import { withOffset } from './history.js'
+import { resetFrame } from './protocol.js'
+import { StreamFollower } from './stream-follower.js'
 
 /**
  * Anything that can receive a delivery: a connection. `deliver` gets the message payload and the complete
@@ -18,7 +25,17 @@ export interface Member {
   readonly deviceId: string
   deliver: (payload: Buffer, frame: Buffer) => void
   control: (command: ControlCommand) => void
+  /** Sends one serialised frame to this member only (held deliveries, replays); must not throw. */
+  sendFrame: (text: string) => void
 }
+
+/** A delivery kept for a held member: the frame text, its offset (none for a plain message), an excepted deviceId. */
+type Held = [text: string, offset: number | undefined, except: string | undefined]
+
+/**
+ * How a channel's stream is read, for the registry's followers: `undefined` for a topic without history.
+ */
+export type StreamReader = (topic: string) => ((since: number, limit: number) => ReturnType<NonNullable<RealtimeAdapter['history']>['read']>) | undefined
 
 const OPEN_BRACE = 123
 
@@ -28,6 +45,13 @@ interface TopicEntry {
   pending: number
   ready: Promise<void>
   handler: MessageHandler
+  /** Continuity of the topic's stream on this node (topics with history only). */
+  follower: StreamFollower | undefined
+  /**
+   * Held members: their deliveries while joining (an array), or, once released, the offset up to which they already
+   * got the stream (a number) until this node's deliveries pass it.
+   */
+  held: Map<Member, Held[] | number>
 }
 
 export class ChannelRegistry {
@@ -35,9 +59,12 @@ export class ChannelRegistry {
   readonly #adapter: RealtimeAdapter
   readonly #log: FastifyBaseLogger
 
-  constructor (adapter: RealtimeAdapter, log: FastifyBaseLogger) {
+  readonly #streamOf: StreamReader
+
+  constructor (adapter: RealtimeAdapter, log: FastifyBaseLogger, streamOf: StreamReader = () => undefined) {
     this.#adapter = adapter
     this.#log = log
+    this.#streamOf = streamOf
   }
 
   /**
@@ -45,7 +72,7 @@ export class ChannelRegistry {
    * adapter subscription is active, so anything published afterwards reaches the member. Rejects with the
    * adapter's error when the subscription fails; the member is then not added.
    */
-  async add (topic: string, member: Member): Promise<void> {
+  async add (topic: string, member: Member, hold = false): Promise<void> {
     let entry = this.#topics.get(topic)
     if (entry === undefined) entry = this.#create(topic)
     entry.pending++
@@ -57,7 +84,35 @@ export class ChannelRegistry {
       throw err
     }
     entry.pending--
-    entry.members.add(member)
+    if (hold) entry.held.set(member, [])
+    else entry.members.add(member)
+  }
+
+  /**
+   * Releases a member added with `hold`: sends what was kept for it (plain messages, and stream messages and
+   * resets after `floor`, the offset its replay reached), in arrival order, then it receives like any member. On a
+   * topic with history, `position` (the stream top just read) seeds this node's follower.
+   */
+  release (topic: string, member: Member, floor = 0, position?: StreamPosition): void {
+    const entry = this.#topics.get(topic)
+    const held = entry?.held.get(member)
+    if (entry === undefined || held === undefined || typeof held === 'number') return
+    if (position !== undefined) entry.follower?.seed(position)
+    for (const [text, offset, except] of held) {
+      if ((offset === undefined || offset > floor) && except !== member.deviceId) member.sendFrame(text)
+    }
+    const reached = entry.follower?.position?.offset ?? floor
+    if (entry.follower === undefined || reached >= floor) {
+      entry.held.delete(member)
+      entry.members.add(member)
+    } else {
+      entry.held.set(member, floor) // this node is behind the member's read: skip what it already has
+    }
+  }
+
+  /** Reads every followed stream up to its top (after the adapter reconnected: deliveries may have been lost). */
+  catchUp (): void {
+    for (const entry of this.#topics.values()) entry.follower?.catchUp()
   }
 
   /** Removes `member` from `topic`; the node unsubscribes when no member is left. Never throws. */
@@ -65,6 +120,7 @@ export class ChannelRegistry {
     const entry = this.#topics.get(topic)
     if (entry === undefined) return
     entry.members.delete(member)
+    entry.held.delete(member)
     if (!this.#isUnused(entry)) return
     this.#topics.delete(topic)
     this.#adapter.unsubscribe(topic, entry.handler).catch((err: unknown) => {
@@ -84,17 +140,37 @@ export class ChannelRegistry {
 
   #create (topic: string): TopicEntry {
     const members = new Set<Member>()
+    const held = new Map<Member, Held[] | number>()
     const isDeviceTopic = topic.startsWith(DEVICE_TOPIC_PREFIX)
     const log = this.#log
+    const channel = topic.slice(topic.indexOf(':') + 1)
+
+    /** Offers a delivery to the held members: kept while joining, sent once past what their replay covered. */
+    function offer (text: string, offset: number | undefined, except: string | undefined): void {
+      for (const [member, state] of held) {
+        if (typeof state !== 'number') {
+          state.push([text, offset, except])
+        } else if (offset === undefined || offset > state) {
+          if (except !== member.deviceId) member.sendFrame(text)
+          if (offset !== undefined) {
+            held.delete(member)
+            members.add(member)
+          }
+        }
+      }
+    }
+
     // One handler per topic, not per message: a delivery serialised once at the publishing node is turned into
     // bytes and framed once per node, and the same Buffer is written to every member. Extended messages
-    // (envelope.ts) are decoded once here too, never per member.
-    const handler: MessageHandler = (message) => {
-      if (members.size === 0) return
+    // (envelope.ts) are decoded once here too, never per member; an offset is written into the frame once.
+    function fanOut (message: string, offset: number | undefined): void {
+      if (members.size === 0 && held.size === 0) return
       if (message.charCodeAt(0) === OPEN_BRACE) {
-        const payload = Buffer.from(message)
+        const text = offset === undefined ? message : withOffset(message, offset)
+        const payload = Buffer.from(text)
         const frame = textFrame(payload)
         for (const member of members) member.deliver(payload, frame)
+        if (held.size > 0) offer(text, offset, undefined) // after: a member released here joins `members`
         return
       }
       const envelope = decodeEnvelope(message)
@@ -113,12 +189,37 @@ export class ChannelRegistry {
         return
       }
       if (envelope.frame.charCodeAt(0) !== OPEN_BRACE) return
-      const payload = Buffer.from(envelope.frame)
-      const frame = textFrame(payload)
+      const text = offset === undefined ? envelope.frame : withOffset(envelope.frame, offset)
       const except = header.e
+      const payload = Buffer.from(text)
+      const frame = textFrame(payload)
       for (const member of members) if (member.deviceId !== except) member.deliver(payload, frame)
+      if (held.size > 0) offer(text, offset, except)
     }
-    const entry: TopicEntry = { members, pending: 0, handler, ready: this.#adapter.subscribe(topic, handler) }
+
+    const read = this.#streamOf(topic)
+    const follower = read === undefined
+      ? undefined
+      : new StreamFollower(channel, {
+        read,
+        emit: fanOut,
+        reset (epoch, offset) {
+          const text = resetFrame(channel, epoch, offset)
+          for (const [member, state] of held) {
+            if (typeof state !== 'number') state.push([text, offset, undefined])
+            else if (offset > state) member.sendFrame(text)
+          }
+          for (const member of members) member.sendFrame(text)
+        }
+      }, log)
+
+    const handler: MessageHandler = follower === undefined
+      ? (message) => fanOut(message, undefined)
+      : (message, position) => {
+          if (position === undefined) fanOut(message, undefined)
+          else follower.accept(message, position)
+        }
+    const entry: TopicEntry = { members, pending: 0, handler, follower, held, ready: this.#adapter.subscribe(topic, handler) }
     // The promise is awaited by add(); this guard only keeps an early rejection from being "unhandled".
     entry.ready.catch(() => {})
     this.#topics.set(topic, entry)
@@ -126,6 +227,6 @@ export class ChannelRegistry {
   }
 
   #isUnused (entry: TopicEntry): boolean {
-    return entry.members.size === 0 && entry.pending === 0
+    return entry.members.size === 0 && entry.pending === 0 && entry.held.size === 0
   }
 }

@@ -66,3 +66,14 @@ export const MAX_ID_LENGTH = 64
 export const CHANNEL_TOPIC_PREFIX = 'channel:'
 /** Prefix of adapter topics that carry direct messages to one deviceId. */
 export const DEVICE_TOPIC_PREFIX = 'device:'
+
+/**
+ * Default time a topic's stream position (epoch and top offset) is kept after its last publish, in ms (30 days,
+ * as Centrifugo's `HistoryMetaTTL`). Past it the stream starts over under a new epoch.
+ */
+export const DEFAULT_HISTORY_META_TTL = 30 * 24 * 60 * 60 * 1000
+/**
+ * Default bound on how long the members of a node that died without cleaning up stay counted, in ms. Each node
+ * heartbeats every fifth of it and counts as dead after three fifths without one.
+ */
+export const DEFAULT_PRESENCE_TIMEOUT = 15_000

@@ -7,7 +7,7 @@
 import type { ActionDefinition } from './actions.js'
 import { authorized } from './authorize.js'
 import type { Connection } from './connection.js'
-import { CHANNEL_TOPIC_PREFIX } from './constants.js'
+import { publishToChannel } from './history.js'
 import { encodeEnvelope } from './envelope.js'
 import { runHandler } from './handler.js'
 import { join, leave } from './membership.js'
@@ -42,7 +42,7 @@ function guard (connection: Connection, frame: ClientFrame): Promise<void> | und
 }
 
 function route (connection: Connection, frame: ClientFrame): Promise<void> | undefined {
-  if (frame.type === 'join') return join(connection, frame.channel, frame.id)
+  if (frame.type === 'join') return join(connection, frame.channel, frame.id, frame.since)
   if (frame.type === 'leave') {
     leave(connection, frame.channel, frame.id)
     return undefined
@@ -107,7 +107,7 @@ function publish (connection: Connection, { channel, action, payload, exceptSelf
   inflight.start()
   const frame = messageFrame(channel, action, payload, connection.deviceId)
   const message = exceptSelf === true ? encodeEnvelope({ e: connection.deviceId }, frame) : frame
-  adapter.publish(CHANNEL_TOPIC_PREFIX + channel, message).then(() => {
+  publishToChannel(adapter, connection.ctx.options.history, channel, message).then(() => {
     if (id !== undefined) connection.sendFrame(ackFrame(id))
     inflight.end()
   }, (err: unknown) => {

@@ -46,14 +46,21 @@ export {
 } from './actions.js'
 export type { RealtimeConnection } from './connection.js'
 export type { RealtimeAdapter, MessageHandler, AdapterStatus } from './adapters/adapter.js'
+export type {
+  HistoryCapability, HistoryEntry, HistoryOptions, HistoryPage, HistoryQuery, StreamPosition
+} from './adapters/history.js'
+export type { PresenceCapability, PresenceChange, PresenceListener, PresenceMember } from './adapters/presence.js'
 export type { RateLimitOptions } from './rate-limit.js'
 export type { AllowedOrigins } from './origin.js'
-export { memoryAdapter } from './adapters/memory.js'
+export { memoryAdapter, type MemoryAdapterOptions } from './adapters/memory.js'
+export type { ChannelHistory, HistoryOption, ChannelHistoryPage, HistoryMessage, Since } from './history.js'
+export type { PresenceOption } from './presence.js'
 export { redisAdapter, type RedisAdapterOptions } from './adapters/redis.js'
 export * from './errors.js'
 export { CloseCode } from './constants.js'
 export {
   WireErrorCode, JoinFrame, LeaveFrame, ActionFrame,
   type ClientFrame, type ServerFrame, type WelcomeFrame, type JoinedFrame, type LeftFrame, type AckFrame,
-  type ErrorFrame, type MessageFrame, type ValidationDetail, type RequestId
+  type ErrorFrame, type MessageFrame, type ValidationDetail, type RequestId, type ResetFrame, type PresenceFrame,
+  type PresenceDiffFrame, type PresenceMemberFrame, StreamPosition as StreamPositionSchema
 } from './protocol.js'

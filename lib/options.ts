@@ -18,6 +18,8 @@ import { FST_REALTIME_INVALID_OPTION } from './errors.js'
 import { integerOption } from './option-checks.js'
 import { createFrameLimiter, type FrameLimiter, type RateLimitOptions } from './rate-limit.js'
 import { createOriginCheck, type AllowedOrigins, type OriginCheck } from './origin.js'
+import { resolveHistory, type HistoryOf, type HistoryOption } from './history.js'
+import { resolvePresence, type PresenceOf, type PresenceOption } from './presence.js'
 
 /**
  * What `authenticate` returns: any identity object, exposed as `connection.auth`. When it carries a `deviceId`,
@@ -114,6 +116,20 @@ export interface RealtimePluginOptions<A extends ActionMap = ActionMap, Auth ext
    * answer `'bearer'`. Default: none chosen.
    */
   handleProtocols?: (protocols: Set<string>, request: IncomingMessage) => string | false
+  /**
+   * Per-channel history with offsets and recovery (docs/recovery.md): `false` (default), `{ size, ttl }` for every
+   * channel (`size` messages kept, `ttl` ms after the last publish), or `(channel) => { size, ttl } | false`.
+   * Deliveries of such channels carry `offset`, `joined` carries `epoch`/`offset`, and a join may send `since`.
+   * @throws FST_REALTIME_INVALID_OPTION at register when the adapter has no history capability.
+   */
+  history?: HistoryOption
+  /**
+   * Presence (who is in a channel, across nodes): `false` (default), `true` for every channel, or
+   * `(channel) => boolean`. A joiner gets a `presence` snapshot, members get `presence_diff` frames; a member's
+   * `info` is `presenceInfo` from what `authenticate` returned.
+   * @throws FST_REALTIME_INVALID_OPTION at register when the adapter has no presence capability.
+   */
+  presence?: PresenceOption
 }
 
 /**
@@ -144,7 +160,9 @@ const OPTION_NAMES: { readonly [K in keyof Required<RealtimePluginOptions>]: tru
   onConnect: true,
   onDisconnect: true,
   onJoin: true,
-  onLeave: true
+  onLeave: true,
+  history: true,
+  presence: true
 }
 /** The names of every plugin option. */
 export const KNOWN_OPTIONS: readonly string[] = Object.keys(OPTION_NAMES)
@@ -190,6 +208,10 @@ export interface ResolvedOptions {
   originCheck: OriginCheck
   healthRoute: string | undefined
   handleProtocols: RealtimePluginOptions<ActionMap, any>['handleProtocols']
+  /** The history of a channel, `undefined` without; the whole function is `undefined` when history is off. */
+  history: HistoryOf | undefined
+  /** Whether a channel has presence; `undefined` when presence is off. */
+  presence: PresenceOf | undefined
 }
 
 /** Applies defaults and validates every option. @throws FST_REALTIME_INVALID_OPTION */
@@ -224,7 +246,9 @@ export function resolveOptions (opts: RealtimePluginOptions<any, any>): Resolved
     maxConnections: integerOption(opts.maxConnections, 0, 'maxConnections', 0),
     originCheck: createOriginCheck(opts.allowedOrigins),
     healthRoute: opts.healthRoute === undefined ? undefined : routePath(opts.healthRoute, 'healthRoute'),
-    handleProtocols: optionalFunction(opts.handleProtocols, 'handleProtocols')
+    handleProtocols: optionalFunction(opts.handleProtocols, 'handleProtocols'),
+    history: resolveHistory(opts.history, adapter),
+    presence: resolvePresence(opts.presence, adapter)
   }
 }
 

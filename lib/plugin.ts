@@ -10,7 +10,8 @@ import websocket from '@fastify/websocket'
 import Type from 'typebox'
 import { ChannelRegistry } from './channels.js'
 import { Connection, type ConnectionContext } from './connection.js'
-import { CloseCode } from './constants.js'
+import { CHANNEL_TOPIC_PREFIX, CloseCode } from './constants.js'
+import { publishDiff } from './presence.js'
 import { createCounters, Inflight } from './counters.js'
 import { FST_REALTIME_ALREADY_REGISTERED } from './errors.js'
 import { resolveOptions, type RealtimePluginOptions } from './options.js'
@@ -29,9 +30,13 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
   const log = fastify.log.child({ plugin: 'fastify-realtime' })
   await adapter.init?.(fastify)
 
+  const { history, presence } = options
   const ctx: ConnectionContext = {
     adapter,
-    registry: new ChannelRegistry(adapter, log),
+    registry: new ChannelRegistry(adapter, log, (topic) => {
+      if (history === undefined || !topic.startsWith(CHANNEL_TOPIC_PREFIX) || history(topic.slice(CHANNEL_TOPIC_PREFIX.length)) === undefined) return undefined
+      return (since, limit) => adapter.history!.read(topic, { since, limit })
+    }),
     options,
     log,
     connections: new Set(),
@@ -39,6 +44,16 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
     inflight: new Inflight()
   }
   const { connections } = ctx
+  if (history !== undefined) {
+    await adapter.history!.start?.()
+    // After an outage of the adapter, every followed stream is read up to its top: nothing published meanwhile is lost.
+    adapter.history!.onReconnect?.(() => ctx.registry.catchUp())
+  }
+  if (presence !== undefined) {
+    // Members of a node that died (swept here) or changed while the backend was away: diffs to their channels.
+    adapter.presence!.onChange((topic, change) => publishDiff(adapter, log, topic.slice(CHANNEL_TOPIC_PREFIX.length), change))
+    await adapter.presence!.start?.()
+  }
   const state = { closing: false, closed: false }
   /** Upgrades past the checks whose socket is not a connection yet; they count against maxConnections. */
   const handshakes = new Map<FastifyRequest, Handshake>()

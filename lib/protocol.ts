@@ -1,5 +1,5 @@
 /**
- * Wire protocol v1.1 (see docs/protocol.md): TypeBox schemas of every frame, compiled validators,
+ * Wire protocol v1.2 (see docs/protocol.md): TypeBox schemas of every frame, compiled validators,
  * wire error codes and frame builders. Pure functions: no sockets, no Redis.
  */
 import Type, { type Static } from 'typebox'
@@ -43,9 +43,17 @@ export const DeviceId = Type.String({ pattern: DEVICE_ID_PATTERN })
 
 const strict = { additionalProperties: false }
 
-/** Client -> server: join a channel. */
+/** A position in a channel's stream, as the client last saw it (from `joined`, a delivery or a `reset`). */
+export const StreamPosition = Type.Object({
+  offset: Type.Integer({ minimum: 0 }), epoch: Type.String({ minLength: 1, maxLength: 64 })
+}, strict)
+
+/**
+ * Client -> server: join a channel. `since` (v1.2, channels with history): the client's last position; the reply
+ * says whether every message after it follows (`recovered`).
+ */
 export const JoinFrame = Type.Object({
-  type: Type.Literal('join'), channel: ChannelName, id: Type.Optional(RequestId)
+  type: Type.Literal('join'), channel: ChannelName, id: Type.Optional(RequestId), since: Type.Optional(StreamPosition)
 }, strict)
 /** Client -> server: leave a channel. */
 export const LeaveFrame = Type.Object({
@@ -82,7 +90,20 @@ export interface WelcomeFrame { type: 'welcome', deviceId: string }
  * `id` it is unsolicited: the server joined the connection (`app.realtime.join`, `connection.join`, or the
  * `channels` returned by `authenticate`).
  */
-export interface JoinedFrame { type: 'joined', channel: string, id?: RequestId }
+export interface JoinedFrame {
+  type: 'joined',
+  channel: string,
+  id?: RequestId
+  /** Channels with history (v1.2): the incarnation of the channel's stream. */
+  epoch?: string
+  /** Channels with history (v1.2): the channel's latest offset when the join took effect (0 for an empty stream). */
+  offset?: number
+  /**
+   * Joins that sent `since` (v1.2): true when every message after `since.offset` follows, as `message` frames in
+   * offset order up to `offset`, then live ones; false: nothing is replayed, reload the state.
+   */
+  recovered?: boolean
+}
 /**
  * Server -> client: the connection no longer receives the channel (also for a channel it had not joined). Without
  * `id` it is unsolicited: the server removed the connection (`app.realtime.leave`, `connection.leave`).
@@ -104,9 +125,27 @@ export interface ErrorFrame<C extends string = WireErrorCode, D = ValidationDeta
 }
 /** A delivery: `channel` is absent for a direct message (`sendToDevice`); `from` is null for server publishes. */
 export interface MessageFrame<P = unknown> {
-  type: 'message', channel?: string, action: string, payload: P, from: string | null
+  type: 'message',
+  channel?: string,
+  action: string,
+  payload: P,
+  from: string | null
+  /** Channels with history (v1.2): +1 per message of the channel, the same on every node. */
+  offset?: number
 }
-export type ServerFrame = WelcomeFrame | JoinedFrame | LeftFrame | AckFrame | ErrorFrame | MessageFrame
+/**
+ * Server -> client (v1.2, channels with history): continuity was lost while joined (messages missed that the
+ * stream no longer holds, or a new epoch): reload the state; deliveries continue after `offset` of `epoch`.
+ */
+export interface ResetFrame { type: 'reset', channel: string, epoch: string, offset: number }
+/** A member of a presence channel: a device with at least one connection in it, on any node. */
+export interface PresenceMemberFrame { deviceId: string, info?: unknown }
+/** Server -> client (v1.2, presence channels): everyone in the channel, right after `joined` (and its replay). */
+export interface PresenceFrame { type: 'presence', channel: string, members: PresenceMemberFrame[] }
+/** Server -> client (v1.2, presence channels): devices whose first connection joined or last connection left. */
+export interface PresenceDiffFrame { type: 'presence_diff', channel: string, joins: PresenceMemberFrame[], leaves: PresenceMemberFrame[] }
+export type ServerFrame = WelcomeFrame | JoinedFrame | LeftFrame | AckFrame | ErrorFrame | MessageFrame | ResetFrame |
+  PresenceFrame | PresenceDiffFrame
 
 const envelopeValidators = {
   join: Compile(JoinFrame),
@@ -223,6 +262,34 @@ export function welcomeFrame (deviceId: string): string {
 /** Serialises a `joined` or `left` reply; the id is echoed when the request had one. */
 export function membershipFrame (type: 'joined' | 'left', channel: string, id: RequestId | undefined): string {
   return JSON.stringify(id === undefined ? { type, channel } : { type, channel, id })
+}
+
+/**
+ * Serialises the `joined` of a channel with history: its stream position, and `recovered` when the join sent
+ * `since`.
+ */
+export function streamJoinedFrame (channel: string, id: RequestId | undefined, epoch: string, offset: number, recovered: boolean | undefined): string {
+  const frame: JoinedFrame = { type: 'joined', channel }
+  if (id !== undefined) frame.id = id
+  frame.epoch = epoch
+  frame.offset = offset
+  if (recovered !== undefined) frame.recovered = recovered
+  return JSON.stringify(frame)
+}
+
+/** Serialises a `reset`. */
+export function resetFrame (channel: string, epoch: string, offset: number): string {
+  return JSON.stringify({ type: 'reset', channel, epoch, offset })
+}
+
+/** Serialises a presence snapshot. */
+export function presenceFrame (channel: string, members: PresenceMemberFrame[]): string {
+  return JSON.stringify({ type: 'presence', channel, members })
+}
+
+/** Serialises a presence diff. */
+export function presenceDiffFrame (channel: string, joins: PresenceMemberFrame[], leaves: PresenceMemberFrame[]): string {
+  return JSON.stringify({ type: 'presence_diff', channel, joins, leaves })
 }
 
 /** Serialises an `ack` reply, with the handler's `result` when it is not `undefined`. @throws what JSON.stringify throws */

@@ -12,6 +12,9 @@ import { controlMessage, disconnectCommand, type DisconnectOptions } from './con
 import { encodeEnvelope } from './envelope.js'
 import { FST_REALTIME_INVALID_CHANNEL, FST_REALTIME_INVALID_DEVICE_ID } from './errors.js'
 import { isChannelName, isDeviceId } from './protocol.js'
+import type { PresenceMember } from './adapters/presence.js'
+import { publishToChannel, readHistory, type ChannelHistoryPage } from './history.js'
+import { listPresence } from './presence.js'
 
 /** Options of `app.realtime.publish`. */
 export interface PublishOptions {
@@ -78,6 +81,19 @@ export interface Realtime<A extends { [K in keyof A]: ActionEntry }> {
    * @throws FST_REALTIME_INVALID_DEVICE_ID, FST_REALTIME_INVALID_CLOSE, or the adapter's error, as rejections.
    */
   disconnect: (deviceId: string, options?: DisconnectOptions) => Promise<void>
+  /**
+   * Stored messages of a channel with history: `{ epoch, offset, messages: [{ offset, action, payload, from }] }`,
+   * ascending, `since` exclusive (default 0), at most `limit` (default 100); `offset` is the channel's latest.
+   * @throws FST_REALTIME_INVALID_CHANNEL, FST_REALTIME_INVALID_OPTION (the channel has no history, or a bad
+   *   since/limit), or the adapter's error (FST_REALTIME_UNAVAILABLE), as rejections.
+   */
+  history: (channel: string, query?: { since?: number, limit?: number }) => Promise<ChannelHistoryPage>
+  /**
+   * The members of a presence channel across nodes: one `{ deviceId, info? }` per device.
+   * @throws FST_REALTIME_INVALID_CHANNEL, FST_REALTIME_INVALID_OPTION (the channel has no presence), or the
+   *   adapter's error, as rejections.
+   */
+  presence: (channel: string) => Promise<PresenceMember[]>
   /** This node's open connections (live view; copy it before awaiting inside a loop), for admin routes. */
   connections: () => IterableIterator<RealtimeConnection>
   /** Counters of this node. */
@@ -103,7 +119,7 @@ export function createRealtime (ctx: ConnectionContext, state: { closing: boolea
       const except = options?.except
       if (except !== undefined && !isDeviceId(except)) throw new FST_REALTIME_INVALID_DEVICE_ID(String(except))
       const frame = serverMessage(actions, channel, action, payload)
-      await adapter.publish(CHANNEL_TOPIC_PREFIX + channel, except === undefined ? frame : encodeEnvelope({ e: except }, frame))
+      await publishToChannel(adapter, ctx.options.history, channel, except === undefined ? frame : encodeEnvelope({ e: except }, frame))
     },
     async sendToDevice (deviceId: string, action: string, payload: unknown) {
       if (!isDeviceId(deviceId)) throw new FST_REALTIME_INVALID_DEVICE_ID(String(deviceId))
@@ -117,6 +133,12 @@ export function createRealtime (ctx: ConnectionContext, state: { closing: boolea
     },
     async disconnect (deviceId: string, options?: DisconnectOptions) {
       await control(deviceId, disconnectCommand(options))
+    },
+    history (channel: string, query?: { since?: number, limit?: number }) {
+      return readHistory(adapter, ctx.options.history, channel, query)
+    },
+    presence (channel: string) {
+      return listPresence(adapter, ctx.options.presence, channel)
     },
     connections () {
       return connections.values()

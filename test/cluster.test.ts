@@ -19,7 +19,7 @@ async function twoNodes (t: { teardown: (fn: () => unknown) => void }) {
 }
 
 async function numsub (channel: string): Promise<number> {
-  const reply = await admin.pubsub('NUMSUB', `realtime:channel:${channel}`) as [string, number]
+  const reply = await admin.pubsub('NUMSUB', `realtime:{channel:${channel}}`) as [string, number]
   return reply[1]
 }
 
@@ -80,7 +80,7 @@ t.test('after many connect/join/close cycles no Redis subscription is left', asy
   await a.app.realtime.adapter.subscribe('sync', () => {})
   await b.app.realtime.adapter.subscribe('sync', () => {})
   const channels = await admin.pubsub('CHANNELS', 'realtime:*') as string[]
-  t.same(channels, ['realtime:sync'], 'only the sync topic is left')
+  t.same(channels, ['realtime:{sync}'], 'only the sync topic is left')
   for (const c of ['cycle:0', 'cycle:1', 'cycle:2']) t.equal(await numsub(c), 0, `no subscriber on ${c}`)
 })
 

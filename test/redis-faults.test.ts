@@ -53,8 +53,8 @@ t.test('Redis down: UNAVAILABLE, nothing delivered anywhere; back: exact resubsc
   // Subscriptions are restored from each node's 'ready' handler; one round trip on each orders them before NUMSUB.
   await a.app.realtime.adapter.subscribe('sync', () => {})
   await b.app.realtime.adapter.subscribe('sync', () => {})
-  t.same(await admin.pubsub('NUMSUB', 'realtime:channel:room', 'realtime:channel:temp', 'realtime:channel:new-during-outage'),
-    ['realtime:channel:room', 2, 'realtime:channel:temp', 0, 'realtime:channel:new-during-outage', 0],
+  t.same(await admin.pubsub('NUMSUB', 'realtime:{channel:room}', 'realtime:{channel:temp}', 'realtime:{channel:new-during-outage}'),
+    ['realtime:{channel:room}', 2, 'realtime:{channel:temp}', 0, 'realtime:{channel:new-during-outage}', 0],
     'room on both nodes; nothing for the channel left or refused during the outage')
 
   t.same(await say('after', 'm3'), { type: 'ack', id: 'm3' })

@@ -1,5 +1,6 @@
 /**
- * Target: fastify-realtime with its defaults (memory adapter), or the Redis adapter when REDIS_URL is set.
+ * Target: fastify-realtime with its defaults (memory adapter), or the Redis adapter when REDIS_URL is set; with
+ * BENCH_HISTORY=1, history on every channel (size 100, ttl 10 min): offsets, the stream written on each publish.
  * The only action is `bench.msg` with a `{ t: number, pad: string }` payload.
  */
 import Fastify from 'fastify'
@@ -13,7 +14,8 @@ const level = process.env.BENCH_LOG_LEVEL
 const app = Fastify({ logger: level === undefined || level === '' ? false : { level, stream: process.stderr } })
 await app.register(realtimePlugin, {
   actions: { [ACTION]: Type.Object({ t: Type.Number(), pad: Type.String() }) },
-  adapter: redisUrl === undefined ? memoryAdapter() : redisAdapter({ url: redisUrl })
+  adapter: redisUrl === undefined ? memoryAdapter() : redisAdapter({ url: redisUrl }),
+  history: process.env.BENCH_HISTORY === '1' ? { size: 100, ttl: 600_000 } : false
 })
 lifecycle(async () => { await app.close() })
 await app.listen({ port, host })

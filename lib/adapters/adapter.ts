@@ -5,12 +5,16 @@
  * exported as `fastify-realtime/adapter-tests` to prove it.
  */
 import type { FastifyInstance } from 'fastify'
+import type { HistoryCapability, StreamPosition } from './history.js'
+import type { PresenceCapability } from './presence.js'
 
 /**
  * Called with each message published to a topic the handler subscribed to. Must not throw; the adapter
- * calls handlers synchronously one after the other and guards each call.
+ * calls handlers synchronously one after the other and guards each call. `position` is given for messages
+ * published with `adapter.history.publish()` only (the message string itself is never changed); one object per
+ * message per node, shared by every handler: do not mutate it.
  */
-export type MessageHandler = (message: string) => void
+export type MessageHandler = (message: string, position?: StreamPosition) => void
 
 /**
  * A pub/sub backend.
@@ -34,6 +38,9 @@ export type MessageHandler = (message: string) => void
  * - `close()` releases every subscription and every resource the adapter opened itself (never a client the
  *   application passed in). It is idempotent. After it, `subscribe` and `publish` reject with
  *   `FST_REALTIME_ADAPTER_CLOSED`, and no handler is called again.
+ * - Optional capabilities, each with its own guarantees and conformance section: `history` (per-topic streams with
+ *   offsets and epochs, `./history.ts`) and `presence` (members across nodes, `./presence.ts`). An adapter without
+ *   them keeps working; the plugin refuses its `history`/`presence` options at register time when they are missing.
  */
 /** Connection state of an adapter: `ready`, `reconnecting` (backend unreachable, retrying) or `closed`. */
 export type AdapterStatus = 'ready' | 'reconnecting' | 'closed'
@@ -50,14 +57,27 @@ export interface RealtimeAdapter {
   unsubscribe: (topic: string, handler: MessageHandler) => Promise<void>
   publish: (topic: string, message: string) => Promise<void>
   close: () => Promise<void>
+  /** Optional capability: per-topic history with offsets and epochs (see `HistoryCapability`). */
+  history?: HistoryCapability
+  /** Optional capability: presence across nodes (see `PresenceCapability`). */
+  presence?: PresenceCapability
 }
 
-/** True when `value` has the four methods of a `RealtimeAdapter`. */
+/** True when `value` has the four methods of a `RealtimeAdapter`, and well-formed capabilities if it has any. */
 export function isAdapter (value: unknown): value is RealtimeAdapter {
   if (value === null || typeof value !== 'object') return false
   const a = value as Record<string, unknown>
   return typeof a.subscribe === 'function' && typeof a.unsubscribe === 'function' &&
     typeof a.publish === 'function' && typeof a.close === 'function' &&
     (a.init === undefined || typeof a.init === 'function') &&
-    (a.status === undefined || typeof a.status === 'function')
+    (a.status === undefined || typeof a.status === 'function') &&
+    (a.history === undefined || hasMethods(a.history, ['publish', 'read'], ['start', 'onReconnect'])) &&
+    (a.presence === undefined || hasMethods(a.presence, ['add', 'remove', 'list', 'onChange'], ['start']))
+}
+
+function hasMethods (value: unknown, required: string[], optional: string[]): boolean {
+  if (value === null || typeof value !== 'object') return false
+  const o = value as Record<string, unknown>
+  return required.every((name) => typeof o[name] === 'function') &&
+    optional.every((name) => o[name] === undefined || typeof o[name] === 'function')
 }

@@ -7,13 +7,20 @@
  * import { adapterConformance } from 'fastify-realtime/adapter-tests'
  * adapterConformance((name, fn) => t.test(name, fn), {
  *   create: async () => natsAdapter({ servers: '127.0.0.1:4222' }),
- *   createPeer: async () => natsAdapter({ servers: '127.0.0.1:4222' })   // optional: a second node
+ *   createPeer: async () => natsAdapter({ servers: '127.0.0.1:4222' }),  // optional: a second node
+ *   history: {},                                                         // optional: it claims adapter.history
+ *   presence: { timeout: 3000 }                                          // optional: it claims adapter.presence
  * })
  * ```
  * Assertions use `node:assert/strict`, so any test runner whose test function fails on a thrown error works.
  */
 import assert from 'node:assert/strict'
-import type { MessageHandler, RealtimeAdapter } from './adapter.js'
+import type { RealtimeAdapter } from './adapter.js'
+import { inbox as newInbox, uniqueTopic, type Inbox } from './conformance-inbox.js'
+import { historyConformance, type HistoryConformance } from './conformance-history.js'
+import { presenceConformance, type PresenceConformance } from './conformance-presence.js'
+
+export type { HistoryConformance, PresenceConformance }
 
 /** Registers one named async test with the runner (tap's `t.test`, node:test's `test`, ...). */
 export type TestFunction = (name: string, fn: () => Promise<void>) => unknown
@@ -29,48 +36,22 @@ export interface ConformanceOptions {
   createPeer?: () => RealtimeAdapter | Promise<RealtimeAdapter>
   /** Longest wait for an expected message, in ms. Default 5000. */
   timeout?: number
-}
-
-/** Collects messages of one handler and lets a test await a count of them. */
-interface Inbox {
-  handler: MessageHandler
-  messages: string[]
-  /** Resolves when `count` messages arrived; rejects after the suite's timeout. */
-  until: (count: number) => Promise<string[]>
+  /** Runs the history section: the adapter claims `adapter.history` (see `HistoryConformance`). */
+  history?: HistoryConformance
+  /** Runs the presence section: the adapter claims `adapter.presence` (see `PresenceConformance`). */
+  presence?: PresenceConformance
 }
 
 /**
  * Registers the conformance tests: delivery, several handlers per topic, topic isolation, publish order,
- * no delivery after unsubscribe, close() semantics, and (with `createPeer`) delivery across nodes.
+ * no delivery after unsubscribe, close() semantics, and (with `createPeer`) delivery across nodes. Then one
+ * section per capability claimed in the options: `history` (conformance-history.ts) and `presence`
+ * (conformance-presence.ts); each of its tests fails when the adapter lacks the capability it claims.
  */
 export function adapterConformance (test: TestFunction, options: ConformanceOptions): void {
   const timeout = options.timeout ?? 5000
-  let seq = 0
-  const topic = (name: string): string => `conformance:${name}:${process.pid}:${++seq}`
-
-  function inbox (): Inbox {
-    const messages: string[] = []
-    let waiter: { count: number, resolve: () => void } | undefined
-    return {
-      messages,
-      handler (message) {
-        messages.push(message)
-        if (waiter !== undefined && messages.length >= waiter.count) waiter.resolve()
-      },
-      async until (count) {
-        if (messages.length < count) {
-          let timer: NodeJS.Timeout | undefined
-          await Promise.race([
-            new Promise<void>((resolve) => { waiter = { count, resolve } }),
-            new Promise<void>((_resolve, reject) => {
-              timer = setTimeout(() => reject(new Error(`expected ${count} messages within ${timeout} ms, got ${messages.length}`)), timeout)
-            })
-          ]).finally(() => { clearTimeout(timer); waiter = undefined })
-        }
-        return messages
-      }
-    }
-  }
+  const topic = uniqueTopic
+  const inbox = (): Inbox => newInbox(timeout)
 
   async function withAdapter (fn: (adapter: RealtimeAdapter) => Promise<void>): Promise<void> {
     const adapter = await options.create()
@@ -184,6 +165,8 @@ export function adapterConformance (test: TestFunction, options: ConformanceOpti
   })
 
   const createPeer = options.createPeer
+  if (options.history !== undefined) historyConformance(test, options, options.history)
+  if (options.presence !== undefined) presenceConformance(test, options, options.presence)
   if (createPeer === undefined) return
 
   test('a message published on one node reaches subscribers on another, in order', () => withAdapter(async (adapter) => {

@@ -1,31 +1,23 @@
 /**
  * The Redis pub/sub adapter: every node behind a load balancer shares one Redis, and each node SUBSCRIBEs to a
- * Redis channel only while it has local subscribers of the topic (reference counted).
+ * Redis channel only while it has local subscribers of the topic (reference counted). History and presence live
+ * in `redis-history.ts` and `redis-presence.ts`.
  */
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { once } from 'node:events'
 import { Redis } from 'ioredis'
 import fastifyRedis from '@fastify/redis'
 import type { MessageHandler, RealtimeAdapter } from './adapter.js'
-import { callHandlers } from './handlers.js'
+import { deliverEnvelope, plainEnvelope } from './redis-envelope.js'
+import { redisHistory } from './redis-history.js'
+import type { RedisHost } from './redis-host.js'
+import type { RedisAdapterOptions } from './redis-options.js'
+import { redisPresence } from './redis-presence.js'
 import { integerOption } from '../option-checks.js'
-import { DEFAULT_REDIS_PREFIX, DEFAULT_SUBSCRIBE_TIMEOUT } from '../constants.js'
+import { DEFAULT_HISTORY_META_TTL, DEFAULT_PRESENCE_TIMEOUT, DEFAULT_REDIS_PREFIX, DEFAULT_SUBSCRIBE_TIMEOUT } from '../constants.js'
 import { FST_REALTIME_ADAPTER_CLOSED, FST_REALTIME_INVALID_OPTION, FST_REALTIME_UNAVAILABLE } from '../errors.js'
 
-/** Options of `redisAdapter()`. Give at most one of `url` and `client`. */
-export interface RedisAdapterOptions {
-  /**
-   * Redis URL (`redis://127.0.0.1:6379`). The adapter registers `@fastify/redis` for it in a private context,
-   * so the app's own `fastify.redis` is untouched, and the connection is closed with the app.
-   */
-  url?: string
-  /** An ioredis client to publish with. Never closed by the adapter (the app owns it). */
-  client?: Redis
-  /** Prefix of every Redis channel name, so several apps can share one Redis. Default `'realtime:'`. */
-  prefix?: string
-  /** Longest wait for Redis, in ms, when subscribing while it is unreachable. Default 2000. */
-  subscribeTimeout?: number
-}
+export type { RedisAdapterOptions }
 
 interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
 
@@ -41,13 +33,20 @@ interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
  * SUBSCRIBEs exactly the topics that still have handlers, so a topic left during the outage is not revived.
  * Connection errors are logged once per state change, never per message.
  *
- * @throws FST_REALTIME_INVALID_OPTION at creation when both `url` and `client` are given, and at register time
+ * Capabilities: `history` (redis-history.ts: one Lua script appends to the topic's stream and PUBLISHes atomically;
+ * subscribers get the position out of band) and `presence` (redis-presence.ts: per-node heartbeat, dead nodes swept
+ * within `presenceTimeout`). `close()` removes this node's presence members before anything else.
+ *
+ * @throws FST_REALTIME_INVALID_OPTION at creation when both `url` and `client` are given, when `subscribeTimeout`,
+ *   `historyMetaTtl` are not integers >= 1 or `presenceTimeout` not an integer >= 5, and at register time
  *   when neither is and `@fastify/redis` is not registered; FST_REALTIME_UNAVAILABLE at register time when `url`
  *   cannot be reached (fail fast instead of a plugin timeout).
  */
 export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapter {
   const prefix = options.prefix ?? DEFAULT_REDIS_PREFIX
   const subscribeTimeout = integerOption(options.subscribeTimeout, DEFAULT_SUBSCRIBE_TIMEOUT, 'redisAdapter subscribeTimeout (ms)', 1)
+  const presenceTimeout = integerOption(options.presenceTimeout, DEFAULT_PRESENCE_TIMEOUT, 'redisAdapter presenceTimeout (ms)', 5)
+  const historyMetaTtl = integerOption(options.historyMetaTtl, DEFAULT_HISTORY_META_TTL, 'redisAdapter historyMetaTtl (ms)', 1)
   if (typeof prefix !== 'string') throw new FST_REALTIME_INVALID_OPTION('redisAdapter prefix must be a string')
   if (options.url !== undefined && options.client !== undefined) {
     throw new FST_REALTIME_INVALID_OPTION('redisAdapter accepts either url or client, not both')
@@ -61,11 +60,17 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
   let sub: Redis | undefined
   let log: FastifyBaseLogger | undefined
   let closed = false
+  let closing: Promise<void> | undefined
   let down = false
+  /** The subscriber was ready once already: its next 'ready' is a reconnection. */
+  let subscribedBefore = false
+  let reconnectListener: (() => void) | undefined
+
+  const channel = (topic: string): string => `${prefix}{${topic}}`
 
   function onMessage (key: string, message: string): void {
     const entry = topics.get(key)
-    if (entry !== undefined) callHandlers(entry.handlers, message, log)
+    if (entry !== undefined) deliverEnvelope(entry.handlers, message, key, log)
   }
 
   function onError (err: Error): void {
@@ -78,8 +83,18 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
     const keys = [...topics.keys()]
     if (down) log?.info({ topics: keys.length }, 'fastify-realtime: Redis connection restored; subscribing again')
     down = false
-    if (keys.length > 0) {
-      sub!.subscribe(...keys).catch((err: unknown) => onError(err as Error))
+    const again = subscribedBefore
+    subscribedBefore = true
+    const restored = keys.length > 0 ? sub!.subscribe(...keys) : Promise.resolve()
+    restored.then(() => { if (again) reconnected() }, (err: unknown) => onError(err as Error))
+  }
+
+  /** After an outage: deliveries published meanwhile were missed; the history listener catches up from streams. */
+  function reconnected (): void {
+    try {
+      reconnectListener?.()
+    } catch (err) {
+      log?.error({ err }, 'fastify-realtime: history reconnect listener threw')
     }
   }
 
@@ -134,7 +149,24 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
     }
   }
 
+  const host: RedisHost = {
+    client () {
+      if (closed || pub === undefined) throw new FST_REALTIME_ADAPTER_CLOSED()
+      return pub
+    },
+    ready: connected,
+    closed: () => closed,
+    log: () => log,
+    prefix,
+    channel
+  }
+  const history = redisHistory(host, historyMetaTtl)
+  const presence = redisPresence(host, presenceTimeout)
+
   return {
+    history: { ...history, onReconnect (listener) { reconnectListener = listener } },
+    presence: { start: presence.start, add: presence.add, remove: presence.remove, list: presence.list, onChange: presence.onChange },
+
     async init (fastify: FastifyInstance) {
       log = fastify.log
       if (options.url !== undefined) {
@@ -175,7 +207,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
 
     async subscribe (topic, handler) {
       if (closed) throw new FST_REALTIME_ADAPTER_CLOSED()
-      const key = prefix + topic
+      const key = channel(topic)
       let entry = topics.get(key)
       if (entry === undefined) {
         entry = { handlers: new Set(), ready: subscribeKey(key) }
@@ -192,7 +224,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
     },
 
     async unsubscribe (topic, handler) {
-      const key = prefix + topic
+      const key = channel(topic)
       const entry = topics.get(key)
       if (entry === undefined || !entry.handlers.delete(handler)) return
       if (entry.handlers.size > 0) return
@@ -207,25 +239,28 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
       if (closed || pub === undefined) throw new FST_REALTIME_ADAPTER_CLOSED()
       if (!connected()) throw new FST_REALTIME_UNAVAILABLE('Redis is unreachable')
       try {
-        await pub.publish(prefix + topic, message)
+        await pub.publish(channel(topic), plainEnvelope(message))
       } catch (err) {
         throw new FST_REALTIME_UNAVAILABLE((err as Error).message)
       }
     },
 
-    async close () {
-      if (closed) return
-      closed = true
-      topics.clear()
-      pub?.removeListener('error', onError)
-      if (sub !== undefined) {
-        sub.removeListener('message', onMessage)
-        try {
-          await sub.quit()
-        } catch {
-          sub.disconnect()
+    close () {
+      closing ??= (async () => {
+        await presence.close() // this node's members first, while the connection still works
+        closed = true
+        topics.clear()
+        pub?.removeListener('error', onError)
+        if (sub !== undefined) {
+          sub.removeListener('message', onMessage)
+          try {
+            await sub.quit()
+          } catch {
+            sub.disconnect()
+          }
         }
-      }
+      })()
+      return closing
     }
   }
 }

@@ -6,24 +6,58 @@ import { createServer } from 'node:http'
 import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import Type from 'typebox'
-import realtimePlugin, { redisAdapter } from '../../lib/index.js'
+import realtimePlugin, { redisAdapter, type RealtimeAdapter } from '../../lib/index.js'
 import { adapterConformance } from '../../lib/adapters/conformance.js'
 import { startRedis } from '../helpers/redis.js'
+import { until } from '../helpers/wait.js'
 
 const redis = await startRedis()
 t.teardown(() => redis.stop())
 const clients: Redis[] = []
-t.teardown(async () => { await Promise.all(clients.map((c) => c.quit())) })
+// A client cut by the crash test is already ended: quit only the others.
+t.teardown(async () => { await Promise.all(clients.filter((c) => c.status !== 'end').map((c) => c.quit())) })
 
 function client (lazyConnect = false): Redis {
   const c = new Redis({ port: redis.port, host: '127.0.0.1', lazyConnect })
+  // Clients outlive their adapters (which log while they own them); the Redis restart test makes them all error.
+  c.on('error', () => {})
   clients.push(c)
   return c
 }
 
+const PRESENCE_TIMEOUT = 4000
+/** The publishing client of each adapter, so a test can cut it like a crash would. */
+const clientOf = new Map<RealtimeAdapter, Redis>()
+const app = Fastify()
+t.teardown(() => app.close())
+/** A ready adapter, as the conformance suite expects: init()ed (its subscriber connection opened) and connected. */
+async function adapter (): Promise<RealtimeAdapter> {
+  const c = client()
+  const a = redisAdapter({ client: c, presenceTimeout: PRESENCE_TIMEOUT })
+  clientOf.set(a, c)
+  await a.init!(app)
+  await until(() => a.status!() === 'ready', 5000, 'the adapter to connect')
+  return a
+}
+
 adapterConformance((name, fn) => t.test(name, fn), {
-  create: () => redisAdapter({ client: client() }),
-  createPeer: () => redisAdapter({ client: client() })
+  create: adapter,
+  createPeer: adapter,
+  history: {
+    // Redis restarted without persistence (the helper runs it with no RDB and no AOF): every key is gone.
+    loseStorage: async (a) => {
+      await redis.stop()
+      await redis.start()
+      await until(() => a.status!() === 'ready', 15_000, 'the adapter to reconnect')
+      return a
+    },
+    ttlWait: 2500
+  },
+  presence: {
+    // No cleanup and no more heartbeats: the node's connection is gone, as when its process is killed.
+    crash: async (a) => { clientOf.get(a)!.disconnect() },
+    timeout: PRESENCE_TIMEOUT
+  }
 })
 
 t.test('Redis channel names carry the prefix; one SUBSCRIBE per topic per node', async (t) => {
@@ -34,12 +68,12 @@ t.test('Redis channel names carry the prefix; one SUBSCRIBE per topic per node',
   const h2 = (): void => {}
   await adapter.subscribe('channel:room', h1)
   await adapter.subscribe('channel:room', h2)
-  t.same(await admin.pubsub('CHANNELS', 'app1:*'), ['app1:channel:room'])
-  t.same(await admin.pubsub('NUMSUB', 'app1:channel:room'), ['app1:channel:room', 1])
+  t.same(await admin.pubsub('CHANNELS', 'app1:*'), ['app1:{channel:room}'])
+  t.same(await admin.pubsub('NUMSUB', 'app1:{channel:room}'), ['app1:{channel:room}', 1])
   await adapter.unsubscribe('channel:room', h1)
-  t.same(await admin.pubsub('NUMSUB', 'app1:channel:room'), ['app1:channel:room', 1], 'still one handler left')
+  t.same(await admin.pubsub('NUMSUB', 'app1:{channel:room}'), ['app1:{channel:room}', 1], 'still one handler left')
   await adapter.unsubscribe('channel:room', h2)
-  t.same(await admin.pubsub('NUMSUB', 'app1:channel:room'), ['app1:channel:room', 0], 'released with the last handler')
+  t.same(await admin.pubsub('NUMSUB', 'app1:{channel:room}'), ['app1:{channel:room}', 0], 'released with the last handler')
 })
 
 t.test('a pattern-like topic is a literal channel, never a pattern', async (t) => {
@@ -77,15 +111,19 @@ t.test('init: { url } opens and later closes its own connection', async (t) => {
   await adapter.subscribe('t', (m) => got.push(m))
   await adapter.publish('t', 'hello')
   const admin = client()
-  t.same(await admin.pubsub('NUMSUB', 'realtime:t'), ['realtime:t', 1])
+  t.same(await admin.pubsub('NUMSUB', 'realtime:{t}'), ['realtime:{t}', 1])
   await adapter.close()
   await app.close()
-  t.same(await admin.pubsub('NUMSUB', 'realtime:t'), ['realtime:t', 0])
+  t.same(await admin.pubsub('NUMSUB', 'realtime:{t}'), ['realtime:{t}', 0])
 })
 
 t.test('option errors', async (t) => {
   t.throws(() => redisAdapter({ url: redis.url, client: client() }), { code: 'FST_REALTIME_INVALID_OPTION' })
   t.throws(() => redisAdapter({ subscribeTimeout: 0 }), { code: 'FST_REALTIME_INVALID_OPTION' })
+  t.throws(() => redisAdapter({ presenceTimeout: 4 }), { code: 'FST_REALTIME_INVALID_OPTION' })
+  t.throws(() => redisAdapter({ presenceTimeout: 1.5e3 + 0.5 }), { code: 'FST_REALTIME_INVALID_OPTION' })
+  t.throws(() => redisAdapter({ historyMetaTtl: 0 }), { code: 'FST_REALTIME_INVALID_OPTION' })
+  t.throws(() => redisAdapter({ historyMetaTtl: '1d' as unknown as number }), { code: 'FST_REALTIME_INVALID_OPTION' })
   t.throws(() => redisAdapter({ prefix: 1 as unknown as string }), { code: 'FST_REALTIME_INVALID_OPTION' })
   const app = Fastify()
   await t.rejects(redisAdapter().init!(app) as Promise<void>, { code: 'FST_REALTIME_INVALID_OPTION' })

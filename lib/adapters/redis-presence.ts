@@ -1,0 +1,292 @@
+/**
+ * Presence of the Redis adapter, O(nodes) in Redis traffic: members are written on join and leave only, and each
+ * node proves it is alive with one heartbeat (a score in a sorted set, Redis' own clock) every fifth of
+ * `presenceTimeout`. A node without a heartbeat for three fifths of it is dead: the first live node to see that
+ * removes its members (one idempotent script per topic) and reports their leaves, so a crashed node's members are
+ * gone within `presenceTimeout`.
+ *
+ * Keys (prefix `p`): `p{topic}:p:<node>` hash connId -> deviceId (this node's connections), `p{topic}:pc` hash
+ * deviceId -> connections on every node, `p{topic}:pm` hash deviceId -> member JSON; per node a set
+ * `p presence:node:<node>` of its topics; `p presence:nodes` sorted set node -> last heartbeat (ms).
+ * A topic's keys share the hash tag `{topic}`; the two per-node keys are written by separate commands.
+ */
+import type { Redis } from 'ioredis'
+import { randomBytes } from 'node:crypto'
+import { FST_REALTIME_ADAPTER_CLOSED, FST_REALTIME_UNAVAILABLE } from '../errors.js'
+import type { PresenceCapability, PresenceChange, PresenceListener, PresenceMember } from './presence.js'
+import type { RedisHost } from './redis-host.js'
+
+/**
+ * KEYS: this node's connections of the topic, device counts, device members.
+ * ARGV[1] = 'add' (connId, deviceId, member JSON), 'remove' (connId) or 'replace' (connId, deviceId, member JSON
+ * triples: the node's whole membership of the topic; none = the node leaves the topic). Adds go before removes, so
+ * a device that keeps a connection through a replace neither leaves nor joins. Returns { joins, leaves } as
+ * member JSON strings.
+ */
+const UPDATE = `
+local conns, counts, members = KEYS[1], KEYS[2], KEYS[3]
+local joins, leaves = {}, {}
+local function add (conn, device, member)
+  if redis.call('HSETNX', conns, conn, device) == 1 then
+    if redis.call('HINCRBY', counts, device, 1) == 1 then
+      redis.call('HSET', members, device, member)
+      joins[#joins + 1] = member
+    end
+  end
+end
+local function remove (conn)
+  local device = redis.call('HGET', conns, conn)
+  if not device then return end
+  redis.call('HDEL', conns, conn)
+  if redis.call('HINCRBY', counts, device, -1) <= 0 then
+    redis.call('HDEL', counts, device)
+    local member = redis.call('HGET', members, device)
+    redis.call('HDEL', members, device)
+    if member then leaves[#leaves + 1] = member end
+  end
+end
+local mode = ARGV[1]
+if mode == 'add' then
+  add(ARGV[2], ARGV[3], ARGV[4])
+elseif mode == 'remove' then
+  remove(ARGV[2])
+else
+  local keep = {}
+  for i = 2, #ARGV, 3 do
+    add(ARGV[i], ARGV[i + 1], ARGV[i + 2])
+    keep[ARGV[i]] = true
+  end
+  local old = redis.call('HKEYS', conns)
+  for _, conn in ipairs(old) do
+    if not keep[conn] then remove(conn) end
+  end
+end
+return { joins, leaves }
+`
+
+/**
+ * KEYS: the nodes sorted set. ARGV: node id, dead-after (ms). Records the heartbeat at Redis' clock and returns
+ * { 1 when the node was not registered (first beat, or swept as dead), up to 16 dead nodes }.
+ */
+const HEARTBEAT = `
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local added = redis.call('ZADD', KEYS[1], now, ARGV[1])
+local dead = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - tonumber(ARGV[2]), 'LIMIT', 0, 16)
+return { added, dead }
+`
+
+interface PresenceCommands {
+  realtimePresenceUpdate: (conns: string, counts: string, members: string, ...args: string[]) => Promise<[string[], string[]]>
+  realtimePresenceHeartbeat: (nodes: string, node: string, deadAfter: number) => Promise<[number, string[]]>
+}
+
+function commands (client: Redis): Redis & PresenceCommands {
+  const c = client as Redis & Partial<PresenceCommands>
+  if (c.realtimePresenceUpdate === undefined) {
+    client.defineCommand('realtimePresenceUpdate', { numberOfKeys: 3, lua: UPDATE })
+    client.defineCommand('realtimePresenceHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT })
+  }
+  return client as Redis & PresenceCommands
+}
+
+/** True for an error of fastify-realtime's catalogue (already a clear answer). */
+function isOurs (err: unknown): boolean {
+  return typeof (err as { code?: unknown }).code === 'string' && (err as { code: string }).code.startsWith('FST_REALTIME_')
+}
+
+function parseChange (reply: [string[], string[]]): PresenceChange {
+  return { joins: reply[0].map(parseMember), leaves: reply[1].map(parseMember) }
+}
+
+function parseMember (json: string): PresenceMember {
+  return JSON.parse(json) as PresenceMember
+}
+
+/** The Redis presence plus what the adapter calls at close. */
+export interface RedisPresence extends PresenceCapability {
+  /** Removes this node's members (leaves to the listener), then its heartbeat entry. Never rejects. */
+  close: () => Promise<void>
+  /** This node's id in Redis. */
+  readonly nodeId: string
+}
+
+/**
+ * Creates the presence capability of `redisAdapter()`. `timeout` (ms) bounds how long a dead node's members stay.
+ * This node's own members are kept locally too: they are the truth that Redis is brought back to (a "replace")
+ * after any failed write, and after this node was taken for dead (e.g. a network partition longer than the bound).
+ */
+export function redisPresence (host: RedisHost, timeout: number): RedisPresence {
+  const nodeId = randomBytes(9).toString('base64url')
+  const nodesKey = `${host.prefix}presence:nodes`
+  const nodeTopicsKey = (node: string): string => `${host.prefix}presence:node:${node}`
+  const keys = (topic: string, node: string): [string, string, string] => {
+    const base = host.channel(topic)
+    return [`${base}:p:${node}`, `${base}:pc`, `${base}:pm`]
+  }
+  const interval = Math.max(1, Math.round(timeout / 5))
+  const deadAfter = Math.max(1, Math.round(timeout * 3 / 5))
+  /** topic -> connId -> [deviceId, member JSON]: this node's members. */
+  const local = new Map<string, Map<string, [string, string]>>()
+  let listener: PresenceListener | undefined
+  let timer: NodeJS.Timeout | undefined
+  let beating: Promise<void> | undefined
+  let starting: Promise<void> | undefined
+  /** A write failed, or may have: bring Redis back to `local` at the next heartbeat. */
+  let dirty = false
+  let stopped = false
+
+  function notify (topic: string, change: PresenceChange): void {
+    if (listener === undefined || (change.joins.length === 0 && change.leaves.length === 0)) return
+    try {
+      listener(topic, change)
+    } catch (err) {
+      host.log()?.error({ err, topic }, 'fastify-realtime: presence listener threw')
+    }
+  }
+
+  function client (): Redis & PresenceCommands {
+    const pub = host.client()
+    if (!host.ready()) throw new FST_REALTIME_UNAVAILABLE('Redis is unreachable')
+    return commands(pub)
+  }
+
+  /** Rewrites `node`'s membership of `topic` to `members` (none: it leaves the topic); returns the change. */
+  async function replace (c: Redis & PresenceCommands, topic: string, node: string, members: Iterable<[string, [string, string]]>): Promise<PresenceChange> {
+    const args: string[] = []
+    for (const [connId, [deviceId, json]] of members) args.push(connId, deviceId, json)
+    return parseChange(await c.realtimePresenceUpdate(...keys(topic, node), 'replace', ...args))
+  }
+
+  /** Brings Redis back to this node's local members, for every topic it holds or may still hold there. */
+  async function resync (c: Redis & PresenceCommands): Promise<void> {
+    const topics = new Set([...local.keys(), ...await c.smembers(nodeTopicsKey(nodeId))])
+    for (const topic of topics) {
+      const members = local.get(topic)
+      if (members !== undefined) await c.sadd(nodeTopicsKey(nodeId), topic)
+      notify(topic, await replace(c, topic, nodeId, members ?? []))
+      if (members === undefined && !local.has(topic)) await c.srem(nodeTopicsKey(nodeId), topic)
+    }
+  }
+
+  /** Removes the members of a dead node, reporting their leaves here. Idempotent: concurrent sweepers split them. */
+  async function sweep (c: Redis & PresenceCommands, node: string): Promise<void> {
+    for (const topic of await c.smembers(nodeTopicsKey(node))) {
+      notify(topic, await replace(c, topic, node, []))
+    }
+    await c.del(nodeTopicsKey(node))
+    await c.zrem(nodesKey, node)
+    host.log()?.info({ node }, 'fastify-realtime: removed the presence of a node without heartbeat')
+  }
+
+  async function beat (): Promise<void> {
+    const c = client()
+    const [added, dead] = await c.realtimePresenceHeartbeat(nodesKey, nodeId, deadAfter)
+    if (Number(added) === 1 || dirty) {
+      dirty = false
+      await resync(c).catch((err: unknown) => { dirty = true; throw err })
+    }
+    for (const node of dead) if (node !== nodeId) await sweep(c, node)
+  }
+
+  function schedule (): void {
+    if (stopped) return
+    timer = setTimeout(() => {
+      beating = beat().catch((err: unknown) => {
+        dirty = true
+        host.log()?.debug({ err }, 'fastify-realtime: presence heartbeat failed')
+      }).finally(schedule)
+    }, interval).unref()
+  }
+
+  async function start (): Promise<void> {
+    starting ??= beat().then(schedule, (err: unknown) => {
+      starting = undefined // the next add() tries again
+      throw isOurs(err) ? err : new FST_REALTIME_UNAVAILABLE((err as Error).message)
+    })
+    return starting
+  }
+
+  return {
+    nodeId,
+    start,
+
+    async add (topic, connId, member) {
+      if (host.closed() || stopped) throw new FST_REALTIME_ADAPTER_CLOSED()
+      await start()
+      const c = client()
+      const json = JSON.stringify(member.info === undefined ? { deviceId: member.deviceId } : { deviceId: member.deviceId, info: member.info })
+      let members = local.get(topic)
+      if (members === undefined) {
+        members = new Map()
+        local.set(topic, members)
+      }
+      members.set(connId, [member.deviceId, json])
+      // Sent in this order on one connection, so Redis runs them in this order.
+      const registered = c.sadd(nodeTopicsKey(nodeId), topic)
+      const update = c.realtimePresenceUpdate(...keys(topic, nodeId), 'add', connId, member.deviceId, json)
+      try {
+        await registered
+        return parseChange(await update)
+      } catch (err) {
+        members.delete(connId)
+        if (members.size === 0 && local.get(topic) === members) local.delete(topic)
+        dirty = true // the script may have run before the reply was lost
+        throw isOurs(err) ? err : new FST_REALTIME_UNAVAILABLE((err as Error).message)
+      }
+    },
+
+    async remove (topic, connId) {
+      const members = local.get(topic)
+      if (members === undefined || !members.delete(connId)) return { joins: [], leaves: [] }
+      const emptied = members.size === 0
+      if (emptied) local.delete(topic)
+      try {
+        const c = client()
+        const update = c.realtimePresenceUpdate(...keys(topic, nodeId), 'remove', connId)
+        // After the update on the same connection; a later add of the topic sends its SADD after this SREM.
+        if (emptied) c.srem(nodeTopicsKey(nodeId), topic).catch(() => { dirty = true })
+        return parseChange(await update)
+      } catch (err) {
+        dirty = true
+        host.log()?.debug({ err, topic }, 'fastify-realtime: presence remove deferred until Redis is back')
+        return { joins: [], leaves: [] }
+      }
+    },
+
+    async list (topic) {
+      if (host.closed()) throw new FST_REALTIME_ADAPTER_CLOSED()
+      const c = client()
+      let values: string[]
+      try {
+        values = await c.hvals(keys(topic, nodeId)[2])
+      } catch (err) {
+        throw new FST_REALTIME_UNAVAILABLE((err as Error).message)
+      }
+      return values.map(parseMember)
+    },
+
+    onChange (fn) {
+      listener = fn
+    },
+
+    async close () {
+      stopped = true
+      clearTimeout(timer)
+      await Promise.allSettled([starting, beating])
+      if (starting === undefined) return // never registered
+      try {
+        const c = client()
+        for (const topic of [...local.keys()]) {
+          local.delete(topic)
+          notify(topic, await replace(c, topic, nodeId, []))
+        }
+        // Members first, node entry last: a node that vanished from the set with members left would leave ghosts.
+        await c.del(nodeTopicsKey(nodeId))
+        await c.zrem(nodesKey, nodeId)
+      } catch (err) {
+        host.log()?.warn({ err }, `fastify-realtime: could not remove this node's presence; other nodes remove it within ${timeout} ms`)
+      }
+    }
+  }
+}
