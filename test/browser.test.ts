@@ -106,6 +106,13 @@ t.test('two pages chat, survive a server restart on the same port, and chat agai
   await send(b, 'again from B')
   await received(a, 'lobby', idB, 'again from B')
 
+  // The send goes through the handled chat.send: the reply's server id is shown to the sender, and every page
+  // shows the stored message with that id.
+  const stored = await a.locator('#events li[data-stored]').first().getAttribute('data-stored')
+  t.match(stored, /^m\d+$/, `the sender shows the server id of its message (${stored})`)
+  t.equal(await a.locator(`#messages li[data-id="${stored}"][data-text="again from A"]`).count(), 1,
+    'the sender got its stored message with that id')
+
   // An error reply is shown: an empty message fails the action's schema (minLength 1).
   await a.evaluate(() => {
     const text = document.getElementById('text') as HTMLInputElement
@@ -119,6 +126,14 @@ t.test('two pages chat, survive a server restart on the same port, and chat agai
   await a.screenshot({ path: screenshot, fullPage: true })
   const png = await readFile(screenshot)
   t.same([...png.subarray(0, 4)], [0x89, 0x50, 0x4e, 0x47], `screenshot written to ${screenshot}`)
+
+  // A kick (app.realtime.disconnect, close code 4001) ends page B for good and leaves page A connected.
+  await app.realtime.disconnect(idB, { code: 4001, reason: 'kicked' })
+  await b.locator('#events li[data-kicked="4001"]').waitFor(WAIT)
+  await waitForOpen(b, false)
+  t.match(await b.textContent('#stateInfo'), /kicked by the server: kicked/, 'the kicked page says so')
+  t.equal(await b.getAttribute('#state', 'data-state'), 'closed', 'a kick is terminal: no reconnect')
+  t.equal(await a.getAttribute('#state', 'data-state'), 'open', 'the other page stays open')
 
   t.same(problems.flat(), [], 'no page errors')
 })

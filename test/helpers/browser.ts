@@ -7,11 +7,25 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyStatic from '@fastify/static'
 import Type from 'typebox'
 import { chromium, type Browser, type Page } from 'playwright-core'
-import realtimePlugin from '../../lib/index.js'
+import realtimePlugin, { defineAction, type Realtime } from '../../lib/index.js'
 
-/** The example's action map (examples/server.ts). */
-export const exampleActions = {
-  'chat.message': Type.Object({ text: Type.String({ minLength: 1, maxLength: 4096 }) }, { additionalProperties: false })
+/** The example's action map (examples/server.ts): the chat.message relay and the handled chat.send. */
+export function exampleActions (publish: (channel: string, message: { id: string, at: number, from: string, text: string }) => Promise<void>) {
+  let lastId = 0
+  const Text = Type.String({ minLength: 1, maxLength: 4096 })
+  return {
+    'chat.message': Type.Object({ text: Text }, { additionalProperties: false }),
+    'chat.stored': Type.Object({ id: Type.String(), at: Type.Integer(), from: Type.String(), text: Text }),
+    'chat.send': defineAction({
+      payload: Type.Object({ text: Text }, { additionalProperties: false }),
+      reply: Type.Object({ id: Type.String(), at: Type.Integer() }),
+      async handler ({ connection, channel, payload }) {
+        const message = { id: `m${++lastId}`, at: Date.now(), from: connection.deviceId, text: payload.text }
+        await publish(channel!, message)
+        return { id: message.id, at: message.at }
+      }
+    })
+  }
 }
 
 /** Chromium binary: CHROMIUM_PATH, else Debian's /usr/bin/chromium (`.ci/run` installs it). */
@@ -37,7 +51,9 @@ export async function startExampleServer (port: number, clientJs: string): Promi
   app.get('/client.js', (_request, reply) => {
     reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-store').send(clientJs)
   })
-  await app.register(realtimePlugin, { actions: exampleActions })
+  await app.register(realtimePlugin, {
+    actions: exampleActions((channel, message) => (app.realtime as Realtime<any>).publish(channel, 'chat.stored', message))
+  })
   await app.listen({ port, host: '127.0.0.1' })
   return { app, port: (app.server.address() as { port: number }).port }
 }
