@@ -13,16 +13,11 @@
 import { performance } from 'node:perf_hooks'
 import { FST_REALTIME_METRICS_CONFLICT } from './errors.js'
 import type { CounterLike, GaugeLike, HistogramLike, ResolvedMetricsOptions } from './metrics-options.js'
+import {
+  CLOSE_CODE_LABELS, HANDSHAKE_STATUS_LABELS, METRICS, RECEIVED_FRAME_TYPES, RECOVERY_OUTCOMES, SENT_FRAME_TYPES,
+  type MetricName
+} from './metric-catalogue.js'
 import { WireErrorCode } from './protocol.js'
-
-/** Client frame types counted by `frames_received_total` (`invalid`: a frame that did not parse as an envelope). */
-export const RECEIVED_FRAME_TYPES = ['join', 'leave', 'action', 'invalid'] as const
-/** Server frame types counted by `frames_sent_total`. */
-export const SENT_FRAME_TYPES = ['welcome', 'joined', 'left', 'ack', 'error', 'message'] as const
-/** The `code` label values of `connections_closed_total` besides `app` (4000-4999) and `other`. */
-export const CLOSE_CODE_LABELS = [1000, 1001, 1003, 1005, 1006, 1007, 1008, 1009, 1011, 1013] as const
-/** The `status` label values of `handshakes_rejected_total` besides `other`. */
-export const HANDSHAKE_STATUS_LABELS = [400, 401, 403, 426, 429, 503] as const
 
 /** What the gauges and the already counted events read at scrape time. */
 export interface MetricsSource {
@@ -46,7 +41,7 @@ export interface MetricsShape {
   actions: Iterable<string>
   /** Actions answered by a handler (`action_duration_seconds{action}`). */
   handledActions: Iterable<string>
-  /** Client frame types added by features (history, presence), on top of `RECEIVED_FRAME_TYPES`. */
+  /** Client frame types added by features (history, presence), on top of the catalogue's `RECEIVED_FRAME_TYPES`. */
   receivedFrameTypes?: readonly string[]
   /** Server frame types added by features, on top of `SENT_FRAME_TYPES`. */
   sentFrameTypes?: readonly string[]
@@ -160,14 +155,9 @@ export function createMetrics (options: ResolvedMetricsOptions, source: MetricsS
   const registers = [registry]
   /** Every metric this instance registered, to remove exactly those on close. */
   const created: Array<{ name: string, metric: unknown }> = []
-  const names = [
-    'connections', 'channels', 'adapter_topics', 'publishes_inflight', 'adapter_up', 'connections_opened_total',
-    'connections_closed_total', 'handshakes_rejected_total', 'frames_received_total', 'frames_sent_total',
-    'received_bytes_total', 'sent_bytes_total', 'actions_total', 'errors_total', 'deliveries_total',
-    'deliveries_dropped_total', 'slow_consumers_closed_total', 'floods_closed_total', 'adapter_errors_total',
-    'action_duration_seconds', 'publish_duration_seconds', 'connection_duration_seconds',
-    ...(shape.history === true ? ['recoveries_total'] : [])
-  ].map((name) => prefix + name)
+  const names = (Object.keys(METRICS) as MetricName[])
+    .filter((name) => shape.history === true || !('history' in METRICS[name]))
+    .map((name) => prefix + name)
   for (const name of names) {
     if (registry.getSingleMetric(name) !== undefined) throw new FST_REALTIME_METRICS_CONFLICT(name)
   }
@@ -185,7 +175,7 @@ export function createMetrics (options: ResolvedMetricsOptions, source: MetricsS
   const rejected = new Tally('status', HANDSHAKE_STATUS_LABELS, 'other')
   const actions = new Tally('action', [...shape.actions])
   const errors = new Tally('code', [...new Set([...Object.values(WireErrorCode), ...(shape.errorCodes ?? [])])], 'app')
-  const recoveries = new Tally('outcome', ['recovered', 'not_recovered'])
+  const recoveries = new Tally('outcome', RECOVERY_OUTCOMES)
   const totals = { opened: 0, receivedBytes: 0, sentBytes: 0, deliveries: 0, adapterErrors: 0 }
   const sentMessage = sent.slot('message')
 
@@ -193,15 +183,15 @@ export function createMetrics (options: ResolvedMetricsOptions, source: MetricsS
   let publishDuration: HistogramLike
   let connectionDuration: HistogramLike
   try {
-    const gauge = (name: string, help: string, read: () => number): void => {
-      const metric: GaugeLike = new client.Gauge({ name: prefix + name, help, registers, collect: () => { metric.set(read()) } })
+    const gauge = (name: MetricName, read: () => number): void => {
+      const metric: GaugeLike = new client.Gauge({ name: prefix + name, help: METRICS[name].help, registers, collect: () => { metric.set(read()) } })
       created.push({ name: prefix + name, metric })
     }
-    const total = (name: string, help: string, read: () => number): void => {
+    const total = (name: MetricName, read: () => number): void => {
       let last = 0
       const metric: CounterLike = new client.Counter({
         name: prefix + name,
-        help,
+        help: METRICS[name].help,
         registers,
         collect: () => {
           const value = read()
@@ -211,42 +201,42 @@ export function createMetrics (options: ResolvedMetricsOptions, source: MetricsS
       })
       created.push({ name: prefix + name, metric })
     }
-    const family = (name: string, help: string, tally: Tally): void => {
-      const metric: CounterLike = new client.Counter({
-        name: prefix + name, help, registers, labelNames: Object.keys(tally.labels[0] ?? { x: '' }), collect: () => tally.flush(metric)
-      })
+    const family = (name: MetricName, tally: Tally): void => {
+      const { help, labels: labelNames } = METRICS[name]
+      const metric: CounterLike = new client.Counter({ name: prefix + name, help, registers, labelNames, collect: () => tally.flush(metric) })
       created.push({ name: prefix + name, metric })
       for (const labels of tally.labels) metric.inc(labels, 0)
     }
-    const histogram = (name: string, help: string, bounds: number[], labelNames?: string[]): HistogramLike => {
-      const metric = new client.Histogram({ name: prefix + name, help, registers, buckets: bounds, ...(labelNames === undefined ? {} : { labelNames }) })
+    const histogram = (name: MetricName, bounds: number[]): HistogramLike => {
+      const { help, labels: labelNames } = METRICS[name]
+      const metric = new client.Histogram({ name: prefix + name, help, registers, buckets: bounds, labelNames })
       created.push({ name: prefix + name, metric })
       return metric
     }
 
-    gauge('connections', 'Open WebSocket connections on this node.', source.connections)
-    gauge('channels', 'Channels with at least one member on this node.', source.channels)
-    gauge('adapter_topics', 'Adapter topics (channels and deviceIds) this node is subscribed to.', source.topics)
-    gauge('publishes_inflight', 'Publishes handed to the adapter and not yet settled.', source.inflight)
-    gauge('adapter_up', '1 when the adapter reaches its backend, else 0.', () => source.adapterUp() ? 1 : 0)
-    total('connections_opened_total', 'WebSocket connections opened (after the 101).', () => totals.opened)
-    family('connections_closed_total', 'Connections closed, by close code (4000-4999: app; undocumented codes: other).', closedCodes)
-    family('handshakes_rejected_total', 'Upgrade requests answered with an HTTP status instead of 101.', rejected)
-    family('frames_received_total', 'Client text frames received, by frame type (invalid: not a valid envelope).', received)
-    family('frames_sent_total', 'Server frames sent, by frame type (message: one per member reached).', sent)
-    total('received_bytes_total', 'Payload bytes of client text frames received.', () => totals.receivedBytes)
-    total('sent_bytes_total', 'Payload bytes of server frames sent, deliveries included.', () => totals.sentBytes)
-    family('actions_total', 'Action frames received for a registered action, by action name.', actions)
-    family('errors_total', 'Error frames sent, by wire code (application codes: app).', errors)
-    total('deliveries_total', 'Deliveries written: one per local member reached by a message.', () => totals.deliveries)
-    total('deliveries_dropped_total', 'Deliveries skipped for a slow consumer (slowConsumer: drop).', () => source.counters.deliveriesDropped)
-    total('slow_consumers_closed_total', 'Connections closed with 1013 as slow consumers.', () => source.counters.slowConsumersClosed)
-    total('floods_closed_total', 'Connections closed with 1008 for flooding past twice the rate limit.', () => source.counters.floodsClosed)
-    total('adapter_errors_total', 'Adapter publish, subscribe or unsubscribe calls that failed.', () => totals.adapterErrors)
-    if (shape.history === true) family('recoveries_total', 'Recoveries on join, by outcome.', recoveries)
-    actionDuration = histogram('action_duration_seconds', 'Time from a handled action\'s frame to its handler settling, in seconds.', buckets.action, ['action'])
-    publishDuration = histogram('publish_duration_seconds', 'Adapter publish round trip, in seconds.', buckets.publish)
-    connectionDuration = histogram('connection_duration_seconds', 'Lifetime of closed connections, in seconds.', buckets.connection)
+    gauge('connections', source.connections)
+    gauge('channels', source.channels)
+    gauge('adapter_topics', source.topics)
+    gauge('publishes_inflight', source.inflight)
+    gauge('adapter_up', () => source.adapterUp() ? 1 : 0)
+    total('connections_opened_total', () => totals.opened)
+    family('connections_closed_total', closedCodes)
+    family('handshakes_rejected_total', rejected)
+    family('frames_received_total', received)
+    family('frames_sent_total', sent)
+    total('received_bytes_total', () => totals.receivedBytes)
+    total('sent_bytes_total', () => totals.sentBytes)
+    family('actions_total', actions)
+    family('errors_total', errors)
+    total('deliveries_total', () => totals.deliveries)
+    total('deliveries_dropped_total', () => source.counters.deliveriesDropped)
+    total('slow_consumers_closed_total', () => source.counters.slowConsumersClosed)
+    total('floods_closed_total', () => source.counters.floodsClosed)
+    total('adapter_errors_total', () => totals.adapterErrors)
+    if (shape.history === true) family('recoveries_total', recoveries)
+    actionDuration = histogram('action_duration_seconds', buckets.action)
+    publishDuration = histogram('publish_duration_seconds', buckets.publish)
+    connectionDuration = histogram('connection_duration_seconds', buckets.connection)
     for (const name of shape.handledActions) actionDuration.zero({ action: name })
   } catch (err) {
     removeAll()

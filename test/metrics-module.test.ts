@@ -1,5 +1,6 @@
 import t from 'tap'
 import * as client from 'prom-client'
+import { METRICS } from '../lib/metric-catalogue.js'
 import { createMetrics, NO_METRICS, type MetricsShape, type MetricsSource } from '../lib/metrics.js'
 import { resolveMetricsOptions, type MetricsOptions } from '../lib/metrics-options.js'
 import { histogramCount, labelNames, parseMetrics, sample, seriesCount } from './helpers/prometheus.js'
@@ -222,5 +223,25 @@ t.test('metrics option validation', async (t) => {
     { client, buckets: { connection: [-1, 2] } }, { client, buckets: { publish: ['1'] } }
   ]) {
     t.throws(() => resolveMetricsOptions(bad), { code: 'FST_REALTIME_INVALID_OPTION' }, JSON.stringify(bad))
+  }
+})
+
+t.test('the scrape matches the catalogue: every name, type and label name', async (t) => {
+  const { registry, source, shape } = setup()
+  const metrics = createMetrics(resolveMetricsOptions({ client, registry })!, source, { ...shape, history: true })
+  t.teardown(metrics.close)
+  metrics.actionDone('chat.save', metrics.now())
+  const { families, text } = await scrape(registry)
+  t.same([...families.keys()].sort(), Object.keys(METRICS).map((name) => `realtime_${name}`).sort())
+  for (const [name, definition] of Object.entries(METRICS)) {
+    t.equal(families.get(`realtime_${name}`)!.type, definition.type.toUpperCase(), `${name} type`)
+    t.equal(families.get(`realtime_${name}`)!.help, definition.help, `${name} help`)
+    const used = new Set<string>()
+    for (const line of text.split('\n').filter((l) => l.startsWith(`realtime_${name}`) && /^realtime_\w+[{ ]/.test(l))) {
+      const sampleName = line.slice(0, line.search(/[{ ]/))
+      if (sampleName !== `realtime_${name}` && !/_(bucket|sum|count)$/.test(sampleName)) continue
+      for (const [, label] of line.matchAll(/(\w+)="/g)) if (label !== 'le') used.add(label!)
+    }
+    t.same([...used].sort(), [...definition.labels].sort(), `${name} labels`)
   }
 })
