@@ -23,7 +23,7 @@ export const METRICS = {
   connections_opened_total: { type: 'counter', labels: [], help: 'WebSocket connections opened (after the 101).' },
   connections_closed_total: { type: 'counter', labels: ['code'], help: 'Connections closed, by close code (4000-4999: app; undocumented codes: other).' },
   handshakes_rejected_total: { type: 'counter', labels: ['status'], help: 'Upgrade requests answered with an HTTP status instead of 101.' },
-  frames_received_total: { type: 'counter', labels: ['type'], help: 'Client text frames received, by frame type (invalid: not a valid envelope).' },
+  frames_received_total: { type: 'counter', labels: ['type'], help: 'Client frames parsed (handled or answered RATE_LIMITED), by frame type (invalid: not a valid envelope).' },
   frames_sent_total: { type: 'counter', labels: ['type'], help: 'Server frames sent, by frame type (message: one per member reached).' },
   received_bytes_total: { type: 'counter', labels: [], help: 'Payload bytes of client text frames received.' },
   sent_bytes_total: { type: 'counter', labels: [], help: 'Payload bytes of server frames sent, deliveries included.' },

@@ -64,10 +64,16 @@ export interface Metrics {
   connectionClosed: (code: number, openedAt: number) => void
   /** An upgrade was answered `status` instead of 101. */
   handshakeRejected: (status: number) => void
-  /** A client text frame of `bytes` payload bytes; `type` is its frame type, or `'invalid'`. */
-  frameReceived: (type: string, bytes: number) => void
-  /** A server frame (not a delivery) of `bytes` payload bytes; `type` is its frame type. */
-  frameSent: (type: string, bytes: number) => void
+  /** A client text frame of `bytes` payload bytes arrived (counted before the rate limit and parsing). */
+  bytesReceived: (bytes: number) => void
+  /** A client frame was parsed (dispatched or answered RATE_LIMITED): its frame type, or `'invalid'`. */
+  frameReceived: (type: string) => void
+  /**
+   * A serialised server frame (a reply or push, not a delivery) was sent. Its type is read from its leading
+   * `{"type":"<type>"` (every frame builder of protocol.ts writes `type` first) and its bytes computed only here,
+   * with metrics on.
+   */
+  frameSent: (frame: string) => void
   /** One message fanned out to `members` local members (each a `message` frame of `bytes` payload bytes). */
   delivered: (members: number, bytes: number) => void
   /** An action frame for a registered action passed the envelope checks. */
@@ -88,12 +94,16 @@ export interface Metrics {
 
 function noop (): void {}
 
+/** How every serialised server frame starts (see `frameSent`). */
+const TYPE_FIRST = '{"type":"'
+
 /** The `Metrics` of a plugin without the `metrics` option: every method does nothing. */
 export const NO_METRICS: Metrics = Object.freeze({
   now: () => 0,
   connectionOpened: noop,
   connectionClosed: noop,
   handshakeRejected: noop,
+  bytesReceived: noop,
   frameReceived: noop,
   frameSent: noop,
   delivered: noop,
@@ -255,13 +265,11 @@ export function createMetrics (options: ResolvedMetricsOptions, source: MetricsS
       connectionDuration.observe((performance.now() - openedAt) / 1000)
     },
     handshakeRejected (status) { rejected.add(status, 1) },
-    frameReceived (type, bytes) {
-      received.add(type, 1)
-      totals.receivedBytes += bytes
-    },
-    frameSent (type, bytes) {
-      sent.add(type, 1)
-      totals.sentBytes += bytes
+    bytesReceived (bytes) { totals.receivedBytes += bytes },
+    frameReceived (type) { received.add(type, 1) },
+    frameSent (frame) {
+      if (frame.startsWith(TYPE_FIRST)) sent.add(frame.slice(TYPE_FIRST.length, frame.indexOf('"', TYPE_FIRST.length)), 1)
+      totals.sentBytes += Buffer.byteLength(frame)
     },
     delivered (members, bytes) {
       totals.deliveries += members
