@@ -35,7 +35,7 @@ export const METRICS = {
   floods_closed_total: { type: 'counter', labels: [], help: 'Connections closed with 1008 for flooding past twice the rate limit.' },
   adapter_errors_total: { type: 'counter', labels: [], help: 'Adapter publish, subscribe or unsubscribe calls that failed.' },
   recoveries_total: { type: 'counter', labels: ['outcome'], help: 'Recoveries on join, by outcome.', history: true },
-  action_duration_seconds: { type: 'histogram', labels: ['action'], help: 'Time from a handled action\'s frame to its handler settling, in seconds.' },
+  action_duration_seconds: { type: 'histogram', labels: ['action'], help: 'Handled actions: from the handler call to its answer (reply, error or TIMEOUT), in seconds.' },
   publish_duration_seconds: { type: 'histogram', labels: [], help: 'Adapter publish round trip, in seconds.' },
   connection_duration_seconds: { type: 'histogram', labels: [], help: 'Lifetime of closed connections, in seconds.' }
 } as const satisfies Record<string, MetricDefinition>
