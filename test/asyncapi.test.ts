@@ -1,9 +1,11 @@
 import t from 'tap'
+import Fastify from 'fastify'
 import { Parser } from '@asyncapi/parser'
 import Type, { type TSchema } from 'typebox'
 import { buildAsyncApi, type DescribedAction } from '../lib/asyncapi.js'
 import { resolveAsyncApiOptions } from '../lib/asyncapi-options.js'
 import { WireErrorCode } from '../lib/protocol.js'
+import realtimePlugin from '../lib/index.js'
 
 const Save = Type.Object({ text: Type.String({ maxLength: 4096 }), tags: Type.Optional(Type.Array(Type.String())) })
 const Saved = Type.Object({ id: Type.String(), at: Type.Integer({ minimum: 0 }) })
@@ -168,5 +170,70 @@ t.test('asyncapi option validation', async (t) => {
     { servers: { local: { host: 'x', protocol: 'ws', pathname: 'api' } } }
   ]) {
     t.throws(() => resolveAsyncApiOptions(bad), { code: 'FST_REALTIME_INVALID_OPTION' }, JSON.stringify(bad))
+  }
+})
+
+t.test('through the plugin: built at onReady, served hidden with inject, parses valid, same as app.realtime.asyncapi()', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  const handled = {
+    'chat.message': Type.Object({ text: Type.String({ maxLength: 4096 }) }),
+    'chat.save': { payload: Save, reply: Saved, handler: async () => ({ id: 'm1', at: 1 }) },
+    'rooms.list': { payload: Type.Object({}), handler: () => ['room:1'] }
+  }
+  await app.register(realtimePlugin, {
+    path: '/live',
+    actions: handled,
+    heartbeatInterval: 0,
+    asyncapi: { info: { title: 'chat', version: '3.0.1' }, servers: { local: { host: 'localhost:3000', protocol: 'ws' } } }
+  })
+  const res = await app.inject('/asyncapi.json')
+  t.equal(res.statusCode, 200)
+  t.match(res.headers['content-type'], /^application\/json/)
+  const served = res.json()
+  t.same(served, app.realtime.asyncapi(), 'the decorator returns the served document')
+  t.equal(app.realtime.asyncapi(), app.realtime.asyncapi(), 'built once')
+  t.equal(served.channels.realtime.address, '/live')
+  const { document, diagnostics } = await parser.parse(res.body)
+  t.same(diagnostics.filter((d) => d.severity === 0).map((d) => d.message), [])
+  const messages = document!.channels().get('realtime')!.messages()
+  t.same(payloadOf(messages.get('action.chat.message')!).properties.payload, plain(handled['chat.message']))
+  t.same(payloadOf(messages.get('ack.chat.save')!).properties.result, plain(Saved), 'the reply schema on the ack')
+  t.ok(messages.get('ack.rooms.list'), 'every handled action has its ack')
+  t.notOk(messages.get('ack.chat.message'), 'a relay action is acked without result')
+})
+
+t.test('asyncapi off: no route, but app.realtime.asyncapi() builds the document on demand', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtimePlugin, { actions: { 'chat.message': Type.Object({ text: Type.String() }) }, heartbeatInterval: 0 })
+  await app.ready()
+  t.equal((await app.inject('/asyncapi.json')).statusCode, 404)
+  const doc = app.realtime.asyncapi()
+  t.equal(doc.info.title, 'fastify-realtime WebSocket API')
+  t.ok(doc.channels.realtime.messages['action.chat.message'])
+})
+
+t.test('asyncapi route: a custom path, or false for none', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtimePlugin, { heartbeatInterval: 0, asyncapi: { route: '/docs/ws.json' } })
+  t.equal((await app.inject('/docs/ws.json')).statusCode, 200)
+  const none = Fastify()
+  t.teardown(() => none.close())
+  await none.register(realtimePlugin, { heartbeatInterval: 0, asyncapi: { route: false } })
+  t.equal((await none.inject('/asyncapi.json')).statusCode, 404)
+  t.equal(none.realtime.asyncapi().asyncapi, '3.0.0')
+})
+
+t.test('an unsupported schema fails ready() with the coded error naming the action', async (t) => {
+  for (const [name, payload] of [
+    ['tree.node', Type.Cyclic({ Node: Type.Object({ next: Type.Optional(Type.Ref('Node')) }) }, 'Node')],
+    ['ref.user', Type.Object({ user: Type.Ref('User') })]
+  ] as const) {
+    const app = Fastify()
+    await app.register(realtimePlugin, { actions: { [name]: payload }, heartbeatInterval: 0, asyncapi: true })
+    await t.rejects(async () => { await app.ready() }, { code: 'FST_REALTIME_ASYNCAPI_UNSUPPORTED_SCHEMA', message: new RegExp(`action "${name.replace('.', '\\.')}".*references`) })
+    await app.close()
   }
 })
