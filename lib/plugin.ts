@@ -17,7 +17,7 @@ import { FST_REALTIME_ALREADY_REGISTERED } from './errors.js'
 import { createMetrics, NO_METRICS } from './metrics.js'
 import { resolveOptions, type RealtimePluginOptions } from './options.js'
 import { DeviceId, isChannelName, isDeviceId } from './protocol.js'
-import { createRealtime } from './realtime.js'
+import { createRealtime, type Realtime } from './realtime.js'
 
 /** What the checks before the 101 decided; `forget` drops it if the socket closes before the upgrade. */
 interface Handshake { deviceId: string, auth: unknown, channels: string[], forget: () => void }
@@ -32,15 +32,17 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
   const { adapter, authenticate, originCheck, maxConnections } = options
   const log = fastify.log.child({ plugin: 'fastify-realtime' })
   const counters = createCounters()
-  // Before the adapter connects: a metric name clash must fail the registration with nothing opened.
+  // Created before the adapter connects: a metric name clash must fail the registration with nothing opened. The
+  // registry may be scraped before the state below exists (another app on a shared registry): the gauges read 0.
+  const live: { ctx?: ConnectionContext, api?: Realtime<any> } = {}
   const metrics = options.metrics === undefined
     ? NO_METRICS
     : createMetrics(options.metrics, {
-      connections: () => ctx.connections.size,
-      channels: () => realtimeApi.health().channels,
-      topics: () => ctx.registry.topicCount,
-      inflight: () => ctx.inflight.count,
-      adapterUp: () => realtimeApi.health().adapter === 'ready',
+      connections: () => live.ctx?.connections.size ?? 0,
+      channels: () => live.api?.health().channels ?? 0,
+      topics: () => live.ctx?.registry.topicCount ?? 0,
+      inflight: () => live.ctx?.inflight.count ?? 0,
+      adapterUp: () => live.api?.health().adapter === 'ready',
       counters
     }, {
       actions: options.actions.keys(),
@@ -63,6 +65,8 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
     inflight: new Inflight(),
     metrics
   }
+  live.ctx = ctx
+
   const { connections } = ctx
   if (history !== undefined) {
     await adapter.history!.start?.()
@@ -101,6 +105,7 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
   }
 
   const realtimeApi = createRealtime(ctx, state)
+  live.api = realtimeApi
   fastify.decorate('realtime', realtimeApi)
 
   fastify.route({
