@@ -239,3 +239,20 @@ t.test('the app serves the registry itself when metrics.route is not set', async
   const res = await app.inject('/custom-metrics')
   t.equal(sample(parseMetrics(res.body), 'realtime_connections'), 0)
 })
+
+t.test('an upgrade refused by @fastify/rate-limit (before the route\'s own checks) counts as 429', async (t) => {
+  const rateLimit = (await import('@fastify/rate-limit')).default
+  const registry = new client.Registry()
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(rateLimit, { max: 1, timeWindow: 60_000 })
+  await app.register(realtimePlugin, { actions, heartbeatInterval: 0, metrics: { client, registry } })
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const { port } = app.server.address() as { port: number }
+  const a = await connect(`ws://127.0.0.1:${port}/ws`)
+  t.equal(await refusedStatus(`ws://127.0.0.1:${port}/ws`), 429)
+  const m = parseMetrics(await registry.metrics())
+  t.equal(sample(m, 'realtime_handshakes_rejected_total', { status: '429' }), 1)
+  t.equal(sample(m, 'realtime_connections_opened_total'), 1)
+  await a.close()
+})
