@@ -46,7 +46,9 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
       counters
     }, {
       actions: options.actions.keys(),
-      handledActions: [...options.actions.values()].filter((def) => def.handler !== undefined).map((def) => def.name)
+      handledActions: [...options.actions.values()].filter((def) => def.handler !== undefined).map((def) => def.name),
+      history: options.history !== undefined,
+      sentFrameTypes: [...(options.history === undefined ? [] : ['reset']), ...(options.presence === undefined ? [] : ['presence', 'presence_diff'])]
     })
   fastify.addHook('onClose', async () => { metrics.close() })
   await adapter.init?.(fastify)

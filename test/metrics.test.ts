@@ -256,3 +256,16 @@ t.test('an upgrade refused by @fastify/rate-limit (before the route\'s own check
   t.equal(sample(m, 'realtime_connections_opened_total'), 1)
   await a.close()
 })
+
+t.test('with history and presence: recoveries_total and the reset/presence frame types exist', async (t) => {
+  const { app, url } = await start(t, { history: { size: 10, ttl: 60_000 }, presence: true })
+  const a = await connect(url)
+  a.send({ type: 'join', channel: 'room:h', id: 'j1', since: { epoch: 'nope', offset: 3 } })
+  t.match(await a.next({ type: 'joined' }), { recovered: false })
+  const m = await scrape(app)
+  t.equal(sample(m, 'realtime_recoveries_total', { outcome: 'not_recovered' }), 1)
+  t.equal(sample(m, 'realtime_recoveries_total', { outcome: 'recovered' }), 0)
+  t.equal(sample(m, 'realtime_frames_sent_total', { type: 'presence' }), 1)
+  t.equal(sample(m, 'realtime_frames_sent_total', { type: 'reset' }), 0)
+  await a.close()
+})
