@@ -44,6 +44,7 @@ export interface TargetDef {
 
 export const TARGETS: TargetDef[] = [
   { name: 'fastify-realtime', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 1, redis: false, description: 'this plugin, memory adapter, default options' },
+  { name: 'fastify-realtime+metrics', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_METRICS: '1' }, description: 'this plugin with the metrics option on (prom-client, own registry); run with --targets fastify-realtime,fastify-realtime+metrics' },
   { name: 'ws-raw', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, description: 'ws alone: Map channel -> Set, same JSON frames, send() in a loop' },
   { name: 'ws-prebuilt', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_WS_MODE: 'prebuilt' }, description: 'ws-raw with the WebSocket frame built once per message (Sender.frame + _sender.sendFrame)' },
   { name: 'ws-prebuilt-write', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_WS_MODE: 'prebuilt-write' }, description: 'ws-raw with header + payload built once into one Buffer per message and written with ws._socket.write' },

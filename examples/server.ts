@@ -1,10 +1,12 @@
 /**
  * Example server: `npm run example` (PORT 3000, HOST 127.0.0.1). In-memory adapter by default; set REDIS_URL to
- * run several nodes sharing one Redis. Serves a chat page at `/`.
+ * run several nodes sharing one Redis. Serves a chat page at `/`, Prometheus metrics at `/metrics` and the AsyncAPI
+ * document of the WebSocket API at `/asyncapi.json`.
  */
 import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
 import fastifyStatic from '@fastify/static'
+import * as promClient from 'prom-client'
 import Type from 'typebox'
 import realtimePlugin, { defineAction, memoryAdapter, redisAdapter, RealtimeError } from '../lib/index.js'
 
@@ -54,6 +56,11 @@ const redisUrl = process.env.REDIS_URL === '' ? undefined : process.env.REDIS_UR
 
 const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })
 
+// The app's own registry: the plugin creates its realtime_* metrics there and serves it at /metrics. Node's process
+// metrics are the app's choice, not the plugin's.
+const registry = new promClient.Registry()
+promClient.collectDefaultMetrics({ register: registry })
+
 await app.register(fastifyStatic, { root: fileURLToPath(new URL('./public/', import.meta.url)) })
 await app.register(realtimePlugin, {
   actions,
@@ -63,6 +70,12 @@ await app.register(realtimePlugin, {
   // `since` gets what it missed (or `recovered: false`: reload). Who is online: a snapshot, then diffs.
   history: { size: 100, ttl: 10 * 60_000 },
   presence: true,
+  metrics: { client: promClient, registry, route: '/metrics' },
+  // View it: paste http://<host>/asyncapi.json into AsyncAPI Studio (studio.asyncapi.com).
+  asyncapi: {
+    info: { title: 'fastify-realtime chat example', version: '1.0.0' },
+    servers: { local: { host: `${host}:${port}`, protocol: 'ws' } }
+  },
   onConnect: (connection) => { app.log.info({ deviceId: connection.deviceId, id: connection.id }, 'device connected') },
   onDisconnect: (connection, { code, reason }) => {
     app.log.info({ deviceId: connection.deviceId, id: connection.id, code, reason }, 'device disconnected')

@@ -13,17 +13,19 @@ import { DEVICE_TOPIC_PREFIX } from './constants.js'
 import { type ControlCommand, controlCommand, decodeEnvelope } from './envelope.js'
 import { textFrame } from './frame.js'
 import { withOffset } from './history.js'
+import type { Metrics } from './metrics.js'
 import { resetFrame } from './protocol.js'
 import { StreamFollower } from './stream-follower.js'
 
 /**
  * Anything that can receive a delivery: a connection. `deliver` gets the message payload and the complete
- * WebSocket frame carrying it (both built once per message, shared by every member); it must not throw.
+ * WebSocket frame carrying it (both built once per message, shared by every member), returns whether it wrote it,
+ * and must not throw.
  * `control` applies a control command received on the member's device topic; it must not throw.
  */
 export interface Member {
   readonly deviceId: string
-  deliver: (payload: Buffer, frame: Buffer) => void
+  deliver: (payload: Buffer, frame: Buffer) => boolean
   control: (command: ControlCommand) => void
   /** Sends one serialised frame to this member only (held deliveries, replays); must not throw. */
   sendFrame: (text: string) => void
@@ -58,10 +60,12 @@ export class ChannelRegistry {
   readonly #topics = new Map<string, TopicEntry>()
   readonly #adapter: RealtimeAdapter
   readonly #log: FastifyBaseLogger
+  readonly #metrics: Metrics
 
   readonly #streamOf: StreamReader
 
-  constructor (adapter: RealtimeAdapter, log: FastifyBaseLogger, streamOf: StreamReader = () => undefined) {
+  constructor (adapter: RealtimeAdapter, log: FastifyBaseLogger, metrics: Metrics, streamOf: StreamReader = () => undefined) {
+    this.#metrics = metrics
     this.#adapter = adapter
     this.#log = log
     this.#streamOf = streamOf
@@ -124,6 +128,7 @@ export class ChannelRegistry {
     if (!this.#isUnused(entry)) return
     this.#topics.delete(topic)
     this.#adapter.unsubscribe(topic, entry.handler).catch((err: unknown) => {
+      this.#metrics.adapterError()
       this.#log.warn({ err, topic }, 'fastify-realtime: adapter unsubscribe failed')
     })
   }
@@ -143,6 +148,7 @@ export class ChannelRegistry {
     const held = new Map<Member, Held[] | number>()
     const isDeviceTopic = topic.startsWith(DEVICE_TOPIC_PREFIX)
     const log = this.#log
+    const metrics = this.#metrics
     const channel = topic.slice(topic.indexOf(':') + 1)
 
     /** Offers a delivery to the held members: kept while joining, sent once past what their replay covered. */
@@ -162,14 +168,17 @@ export class ChannelRegistry {
 
     // One handler per topic, not per message: a delivery serialised once at the publishing node is turned into
     // bytes and framed once per node, and the same Buffer is written to every member. Extended messages
-    // (envelope.ts) are decoded once here too, never per member; an offset is written into the frame once.
+    // (envelope.ts) are decoded once here too, never per member; an offset is written into the frame once. Metrics
+    // count the members reached once per message.
     function fanOut (message: string, offset: number | undefined): void {
       if (members.size === 0 && held.size === 0) return
       if (message.charCodeAt(0) === OPEN_BRACE) {
         const text = offset === undefined ? message : withOffset(message, offset)
         const payload = Buffer.from(text)
         const frame = textFrame(payload)
-        for (const member of members) member.deliver(payload, frame)
+        let reached = 0
+        for (const member of members) if (member.deliver(payload, frame)) reached++
+        metrics.delivered(reached, payload.length)
         if (held.size > 0) offer(text, offset, undefined) // after: a member released here joins `members`
         return
       }
@@ -193,7 +202,9 @@ export class ChannelRegistry {
       const except = header.e
       const payload = Buffer.from(text)
       const frame = textFrame(payload)
-      for (const member of members) if (member.deviceId !== except) member.deliver(payload, frame)
+      let reached = 0
+      for (const member of members) if (member.deviceId !== except && member.deliver(payload, frame)) reached++
+      metrics.delivered(reached, payload.length)
       if (held.size > 0) offer(text, offset, except)
     }
 
@@ -220,8 +231,9 @@ export class ChannelRegistry {
           else follower.accept(message, position)
         }
     const entry: TopicEntry = { members, pending: 0, handler, follower, held, ready: this.#adapter.subscribe(topic, handler) }
-    // The promise is awaited by add(); this guard only keeps an early rejection from being "unhandled".
-    entry.ready.catch(() => {})
+    // The promise is awaited by add(); this handler counts a failed subscribe once, and keeps an early rejection
+    // from being "unhandled".
+    entry.ready.catch(() => { metrics.adapterError() })
     this.#topics.set(topic, entry)
     return entry
   }

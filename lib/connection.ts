@@ -19,6 +19,7 @@ import { CloseCode, DEVICE_TOPIC_PREFIX } from './constants.js'
 import type { Counters, Inflight } from './counters.js'
 import { dispatch } from './dispatch.js'
 import { writeCorked } from './frame.js'
+import type { Metrics } from './metrics.js'
 import { runHook } from './hooks.js'
 import { leaveAll, serverJoin, serverLeave } from './membership.js'
 import type { ResolvedOptions } from './options.js'
@@ -70,6 +71,8 @@ export interface ConnectionContext {
   connections: Set<Connection>
   counters: Counters
   inflight: Inflight
+  /** Prometheus metrics, or `NO_METRICS` (every method a no-op) when the `metrics` option is off. */
+  metrics: Metrics
 }
 
 const WS_OPEN = 1
@@ -102,6 +105,8 @@ export class Connection implements Member, RealtimeConnection {
    * negotiated only if the app enabled it) must transform each frame, in which case ws.send() is used.
    */
   readonly #raw: Socket | undefined
+  /** `metrics.now()` at open, for `connection_duration_seconds`. */
+  readonly #openedAt: number
 
   /** `channels`: joined server-side right after the welcome (from `authenticate`), before `onConnect`. */
   constructor (ctx: ConnectionContext, socket: WebSocket, deviceId: string, auth: unknown, channels: readonly string[] = []) {
@@ -114,6 +119,8 @@ export class Connection implements Member, RealtimeConnection {
     this.#raw = socket.extensions === '' ? (socket as unknown as { _socket: Socket })._socket : undefined
     this.log = ctx.log.child({ deviceId })
     ctx.connections.add(this)
+    ctx.metrics.connectionOpened()
+    this.#openedAt = ctx.metrics.now()
     socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
     socket.on('pong', () => { this.alive = true })
     socket.once('close', (code, reason) => this.#onClose(code, reason))
@@ -141,17 +148,19 @@ export class Connection implements Member, RealtimeConnection {
   /**
    * Writes a delivery: the prebuilt frame, the same Buffer for every member, straight to the TCP socket (corked
    * for the tick). Called once per member per message, so it allocates nothing itself. Over `maxBufferedBytes`
-   * of unsent data the connection is a slow consumer.
+   * of unsent data the connection is a slow consumer. Returns whether the frame was written (false: the socket is
+   * not open, or it is a slow consumer), so the fan-out counts the members reached without a second pass.
    */
-  deliver (payload: Buffer, frame: Buffer): void {
+  deliver (payload: Buffer, frame: Buffer): boolean {
     const socket = this.#socket
-    if (socket.readyState !== WS_OPEN) return
+    if (socket.readyState !== WS_OPEN) return false
     if (socket.bufferedAmount > this.ctx.options.maxBufferedBytes) {
       this.#slowConsumer()
-      return
+      return false
     }
     if (this.#raw === undefined) socket.send(payload, TEXT)
     else writeCorked(this.#raw, frame)
+    return true
   }
 
   send (action: string, payload: unknown): void {
@@ -175,12 +184,15 @@ export class Connection implements Member, RealtimeConnection {
 
   /** Sends one serialised server frame to this socket (dropped when it is not open). */
   sendFrame (text: string): void {
-    if (this.#socket.readyState === WS_OPEN) this.#socket.send(text)
+    if (this.#socket.readyState !== WS_OPEN) return
+    this.#socket.send(text)
+    this.ctx.metrics.frameSent(text)
   }
 
   /** Sends an `error` reply: a wire code, or an application code from `RealtimeError` (any JSON `details`). */
   error (code: WireErrorCode | (string & {}), message: string, id?: RequestId, details?: ValidationDetail[] | unknown): void {
     this.sendFrame(JSON.stringify(errorFrame(code, message, id, details)))
+    this.ctx.metrics.error(code)
   }
 
   /** Logs an unexpected failure and answers `INTERNAL`, never echoing its message. */
@@ -240,6 +252,7 @@ export class Connection implements Member, RealtimeConnection {
       this.close(CloseCode.MESSAGE_TOO_BIG, 'frame too large')
       return
     }
+    this.ctx.metrics.bytesReceived(buf.length)
     const text = buf.toString()
     const limiter = this.ctx.options.limiter
     if (limiter === undefined) {
@@ -258,6 +271,7 @@ export class Connection implements Member, RealtimeConnection {
   #rateLimited (text: string): void {
     this.ctx.counters.framesRateLimited++
     const parsed = parseClientFrame(text, this.ctx.options.maxDepth)
+    this.ctx.metrics.frameReceived(parsed.ok ? parsed.frame.type : 'invalid')
     this.error('RATE_LIMITED', 'Too many frames, slow down', parsed.ok ? parsed.frame.id : parsed.error.id)
   }
 
@@ -271,6 +285,7 @@ export class Connection implements Member, RealtimeConnection {
     this.closed = true
     const { registry, connections, options } = this.ctx
     connections.delete(this)
+    this.ctx.metrics.connectionClosed(code, this.#openedAt)
     leaveAll(this)
     registry.remove(this.#deviceTopic, this)
     const onDisconnect = options.onDisconnect

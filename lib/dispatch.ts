@@ -17,11 +17,15 @@ import {
 
 /** Handles one text frame of `connection` (already rate-limited). Never throws. */
 export function dispatch (connection: Connection, text: string): void {
-  const result = parseClientFrame(text, connection.ctx.options.maxDepth)
+  const { options, metrics } = connection.ctx
+  const result = parseClientFrame(text, options.maxDepth)
   if (!result.ok) {
+    metrics.frameReceived('invalid')
     connection.sendFrame(JSON.stringify(result.error))
+    metrics.error(result.error.code)
     return
   }
+  metrics.frameReceived(result.frame.type)
   const frame = result.frame
   if (connection.queued === 0) {
     const pending = guard(connection, frame)
@@ -69,6 +73,7 @@ function action (connection: Connection, frame: ActionFrame): Promise<void> | un
     connection.error('UNKNOWN_ACTION', `Unknown action "${action}"`, id)
     return undefined
   }
+  connection.ctx.metrics.action(action)
   const handled = def.handler !== undefined
   if (channel === undefined) {
     if (!handled) {
@@ -103,14 +108,18 @@ function perform (connection: Connection, def: ActionDefinition, frame: ActionFr
 
 /** Publishes a relay action (with `exceptSelf`, as an envelope excepting the sender's deviceId); ack or UNAVAILABLE. */
 function publish (connection: Connection, { channel, action, payload, exceptSelf, id }: ActionFrame & { channel: string }): void {
-  const { inflight, adapter } = connection.ctx
+  const { inflight, adapter, metrics } = connection.ctx
   inflight.start()
+  const started = metrics.now()
   const frame = messageFrame(channel, action, payload, connection.deviceId)
   const message = exceptSelf === true ? encodeEnvelope({ e: connection.deviceId }, frame) : frame
   publishToChannel(adapter, connection.ctx.options.history, channel, message).then(() => {
+    metrics.publishDone(started)
     if (id !== undefined) connection.sendFrame(ackFrame(id))
     inflight.end()
   }, (err: unknown) => {
+    metrics.publishDone(started)
+    metrics.adapterError()
     connection.log.warn({ err, channel }, 'fastify-realtime: adapter publish failed, answered UNAVAILABLE')
     connection.error('UNAVAILABLE', 'The message was not delivered, retry later', id)
     inflight.end()

@@ -89,3 +89,20 @@ export class RealtimeError extends Error {
 /** A close code or reason given to `app.realtime.disconnect` / `connection.close` is invalid. */
 export const FST_REALTIME_INVALID_CLOSE = createError<[string]>(
   'FST_REALTIME_INVALID_CLOSE', 'Invalid close: %s', 400, TypeError)
+/**
+ * The `metrics` option would create a metric whose name is already registered in the registry (another live
+ * fastify-realtime instance, or the app's own metric). Thrown by `fastify.register`; the message names the metric.
+ * Pass another `metrics.registry` (e.g. `new client.Registry()`) or another `metrics.prefix`.
+ */
+export const FST_REALTIME_METRICS_CONFLICT = createError<[string]>(
+  'FST_REALTIME_METRICS_CONFLICT',
+  'Metric "%s" is already registered in this registry: pass another metrics.registry or metrics.prefix', 500)
+
+/**
+ * An action's payload or reply schema cannot be written into the AsyncAPI document (a `$ref`/`$defs` or cyclic
+ * schema, a type with no JSON form such as `Type.Undefined()` or `Type.Function()`, or a value JSON cannot carry).
+ * Thrown when the document is built (`ready()` rejects with it); the message names the action and the reason.
+ */
+export const FST_REALTIME_ASYNCAPI_UNSUPPORTED_SCHEMA = createError<[string, string, string]>(
+  'FST_REALTIME_ASYNCAPI_UNSUPPORTED_SCHEMA',
+  'The %s schema of action "%s" cannot be described in AsyncAPI: %s', 500, TypeError)

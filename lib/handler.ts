@@ -13,18 +13,21 @@ import { ackFrame, toDetails, type RequestId } from './protocol.js'
  * pending, so the caller keeps the connection's later frames behind it; `undefined` when it answered at once.
  */
 export function runHandler (connection: Connection, def: ActionDefinition, channel: string | undefined, payload: unknown, id: RequestId | undefined): Promise<void> | undefined {
+  const { inflight, options, metrics } = connection.ctx
+  const started = metrics.now()
   let value: unknown
   try {
     value = def.handler!({ connection, channel, action: def.name, payload })
   } catch (err) {
     failed(connection, def, err, id)
+    metrics.actionDone(def.name, started)
     return undefined
   }
   if (!isThenable(value)) {
     reply(connection, def, value, id)
+    metrics.actionDone(def.name, started)
     return undefined
   }
-  const { inflight, options } = connection.ctx
   inflight.start()
   return new Promise<void>((resolve) => {
     let settled = false
@@ -32,6 +35,7 @@ export function runHandler (connection: Connection, def: ActionDefinition, chann
       settled = true
       connection.log.warn({ action: def.name, handlerTimeout: options.handlerTimeout }, 'fastify-realtime: action handler timed out, answered TIMEOUT')
       connection.error('TIMEOUT', `The handler of "${def.name}" did not answer within ${options.handlerTimeout} ms`, id)
+      metrics.actionDone(def.name, started)
       inflight.end()
       resolve()
     }, options.handlerTimeout)
@@ -40,6 +44,7 @@ export function runHandler (connection: Connection, def: ActionDefinition, chann
       settled = true
       clearTimeout(timer)
       reply(connection, def, result, id)
+      metrics.actionDone(def.name, started)
       inflight.end()
       resolve()
     }, (err: unknown) => {
@@ -47,6 +52,7 @@ export function runHandler (connection: Connection, def: ActionDefinition, chann
       settled = true
       clearTimeout(timer)
       failed(connection, def, err, id)
+      metrics.actionDone(def.name, started)
       inflight.end()
       resolve()
     })

@@ -52,6 +52,12 @@ export type {
 export type { PresenceCapability, PresenceChange, PresenceListener, PresenceMember } from './adapters/presence.js'
 export type { RateLimitOptions } from './rate-limit.js'
 export type { AllowedOrigins } from './origin.js'
+export type {
+  MetricsOptions, MetricsBuckets, PromClientLike, RegistryLike, MetricConfig, CounterLike, GaugeLike, HistogramLike
+} from './metrics-options.js'
+export { METRICS, type MetricDefinition } from './metric-catalogue.js'
+export type { AsyncApiOptions, AsyncApiServer } from './asyncapi-options.js'
+export type { AsyncApiDocument, JsonValue } from './asyncapi.js'
 export { memoryAdapter, type MemoryAdapterOptions } from './adapters/memory.js'
 export type { ChannelHistory, HistoryOption, ChannelHistoryPage, HistoryMessage, Since } from './history.js'
 export type { PresenceOption } from './presence.js'

@@ -108,6 +108,7 @@ async function subscribeHeld (connection: Connection, channel: string, id: Reque
     connection.sendFrame(membershipFrame('joined', channel, id))
   } else {
     const recovered = since === undefined ? undefined : isRecovered(since, page)
+    if (recovered !== undefined) connection.ctx.metrics.recovery(recovered ? 'recovered' : 'not_recovered')
     connection.sendFrame(streamJoinedFrame(channel, id, page.epoch, page.offset, recovered))
     if (recovered === true) {
       for (const entry of page.messages) {

@@ -8,6 +8,7 @@ import { compileActions, type ActionDefinition, type ActionMap } from './actions
 
 export type { ActionMap } from './actions.js'
 import { isAdapter, type RealtimeAdapter } from './adapters/adapter.js'
+import { resolveAsyncApiOptions, type AsyncApiOptions, type ResolvedAsyncApiOptions } from './asyncapi-options.js'
 import { memoryAdapter } from './adapters/memory.js'
 import type { RealtimeConnection } from './connection.js'
 import {
@@ -15,6 +16,7 @@ import {
   DEFAULT_MAX_PAYLOAD, DEFAULT_PATH
 } from './constants.js'
 import { FST_REALTIME_INVALID_OPTION } from './errors.js'
+import { resolveMetricsOptions, type MetricsOptions, type ResolvedMetricsOptions } from './metrics-options.js'
 import { integerOption } from './option-checks.js'
 import { createFrameLimiter, type FrameLimiter, type RateLimitOptions } from './rate-limit.js'
 import { createOriginCheck, type AllowedOrigins, type OriginCheck } from './origin.js'
@@ -130,6 +132,19 @@ export interface RealtimePluginOptions<A extends ActionMap = ActionMap, Auth ext
    * @throws FST_REALTIME_INVALID_OPTION at register when the adapter has no presence capability.
    */
   presence?: PresenceOption
+  /**
+   * Prometheus metrics of this node (docs/observability.md), created on the app's own client:
+   * `{ client, registry?, prefix?, route?, buckets? }`. Off by default. A metric name already registered in the
+   * registry fails the registration with FST_REALTIME_METRICS_CONFLICT.
+   */
+  metrics?: MetricsOptions
+  /**
+   * The AsyncAPI 3.0 document of the endpoint, built at `onReady` from the actions and served on `route`
+   * (default `'/asyncapi.json'`): `{ route?, info?, servers? }`, or `true` for the defaults. Off by default
+   * (`app.realtime.asyncapi()` still builds it on demand). An action schema that cannot be described fails
+   * `ready()` with FST_REALTIME_ASYNCAPI_UNSUPPORTED_SCHEMA.
+   */
+  asyncapi?: AsyncApiOptions | boolean
 }
 
 /**
@@ -162,7 +177,9 @@ const OPTION_NAMES: { readonly [K in keyof Required<RealtimePluginOptions>]: tru
   onJoin: true,
   onLeave: true,
   history: true,
-  presence: true
+  presence: true,
+  metrics: true,
+  asyncapi: true
 }
 /** The names of every plugin option. */
 export const KNOWN_OPTIONS: readonly string[] = Object.keys(OPTION_NAMES)
@@ -212,6 +229,8 @@ export interface ResolvedOptions {
   history: HistoryOf | undefined
   /** Whether a channel has presence; `undefined` when presence is off. */
   presence: PresenceOf | undefined
+  metrics: ResolvedMetricsOptions | undefined
+  asyncapi: ResolvedAsyncApiOptions | undefined
 }
 
 /** Applies defaults and validates every option. @throws FST_REALTIME_INVALID_OPTION */
@@ -248,7 +267,9 @@ export function resolveOptions (opts: RealtimePluginOptions<any, any>): Resolved
     healthRoute: opts.healthRoute === undefined ? undefined : routePath(opts.healthRoute, 'healthRoute'),
     handleProtocols: optionalFunction(opts.handleProtocols, 'handleProtocols'),
     history: resolveHistory(opts.history, adapter),
-    presence: resolvePresence(opts.presence, adapter)
+    presence: resolvePresence(opts.presence, adapter),
+    metrics: resolveMetricsOptions(opts.metrics),
+    asyncapi: resolveAsyncApiOptions(opts.asyncapi)
   }
 }
 

@@ -1,10 +1,10 @@
 /**
  * Plugin wiring: options, @fastify/websocket, the WebSocket route and its handshake checks, the `realtime`
- * decorator, heartbeat, health route, and shutdown (acks first, then 1001 to every socket in preClose, the
- * adapter released in onClose).
+ * decorator, heartbeat, health, metrics and AsyncAPI routes, and shutdown (acks first, then 1001 to every socket in
+ * preClose, the metrics and the adapter released in onClose).
  */
 import { randomUUID } from 'node:crypto'
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import Type from 'typebox'
@@ -14,35 +14,61 @@ import { CHANNEL_TOPIC_PREFIX, CloseCode } from './constants.js'
 import { publishDiff } from './presence.js'
 import { createCounters, Inflight } from './counters.js'
 import { FST_REALTIME_ALREADY_REGISTERED } from './errors.js'
+import { createMetrics, NO_METRICS } from './metrics.js'
 import { resolveOptions, type RealtimePluginOptions } from './options.js'
 import { DeviceId, isChannelName, isDeviceId } from './protocol.js'
-import { createRealtime } from './realtime.js'
+import { createRealtime, type Realtime } from './realtime.js'
 
 /** What the checks before the 101 decided; `forget` drops it if the socket closes before the upgrade. */
 interface Handshake { deviceId: string, auth: unknown, channels: string[], forget: () => void }
 
 const querystring = Type.Object({ deviceId: Type.Optional(DeviceId) })
+/** Routes kept out of generated HTTP docs (@fastify/swagger reads `hide`; Fastify's own types do not list it). */
+const HIDDEN = { hide: true } as FastifySchema
 
 async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<any, any>): Promise<void> {
   if (fastify.hasDecorator('realtime')) throw new FST_REALTIME_ALREADY_REGISTERED()
   const options = resolveOptions(opts)
   const { adapter, authenticate, originCheck, maxConnections } = options
   const log = fastify.log.child({ plugin: 'fastify-realtime' })
+  const counters = createCounters()
+  // Created before the adapter connects: a metric name clash must fail the registration with nothing opened. The
+  // registry may be scraped before the state below exists (another app on a shared registry): the gauges read 0.
+  const live: { ctx?: ConnectionContext, api?: Realtime<any> } = {}
+  const metrics = options.metrics === undefined
+    ? NO_METRICS
+    : createMetrics(options.metrics, {
+      connections: () => live.ctx?.connections.size ?? 0,
+      channels: () => live.api?.health().channels ?? 0,
+      topics: () => live.ctx?.registry.topicCount ?? 0,
+      inflight: () => live.ctx?.inflight.count ?? 0,
+      adapterUp: () => live.api?.health().adapter === 'ready',
+      counters
+    }, {
+      actions: options.actions.keys(),
+      handledActions: [...options.actions.values()].filter((def) => def.handler !== undefined).map((def) => def.name),
+      history: options.history !== undefined,
+      sentFrameTypes: [...(options.history === undefined ? [] : ['reset']), ...(options.presence === undefined ? [] : ['presence', 'presence_diff'])]
+    })
+  fastify.addHook('onClose', async () => { metrics.close() })
   await adapter.init?.(fastify)
 
   const { history, presence } = options
   const ctx: ConnectionContext = {
     adapter,
-    registry: new ChannelRegistry(adapter, log, (topic) => {
+    registry: new ChannelRegistry(adapter, log, metrics, (topic) => {
       if (history === undefined || !topic.startsWith(CHANNEL_TOPIC_PREFIX) || history(topic.slice(CHANNEL_TOPIC_PREFIX.length)) === undefined) return undefined
       return (since, limit) => adapter.history!.read(topic, { since, limit })
     }),
     options,
     log,
     connections: new Set(),
-    counters: createCounters(),
-    inflight: new Inflight()
+    counters,
+    inflight: new Inflight(),
+    metrics
   }
+  live.ctx = ctx
+
   const { connections } = ctx
   if (history !== undefined) {
     await adapter.history!.start?.()
@@ -81,12 +107,17 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
   }
 
   const realtimeApi = createRealtime(ctx, state)
+  live.api = realtimeApi
   fastify.decorate('realtime', realtimeApi)
 
   fastify.route({
     method: 'GET',
     url: options.path,
     schema: { querystring, hide: true },
+    // Refused upgrades (400 query, 401/403/503 below, 426 plain GET, 429 from @fastify/rate-limit) by status.
+    ...(options.metrics === undefined
+      ? {}
+      : { async onResponse (_request: FastifyRequest, reply: FastifyReply) { if (reply.statusCode >= 400) metrics.handshakeRejected(reply.statusCode) } }),
     async preHandler (request, reply) {
       if (!request.ws) return
       if (state.closing) return refuse(reply, 503, 'Server is shutting down')
@@ -141,6 +172,23 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
       const health = realtimeApi.health()
       return reply.code(health.status === 'ok' ? 200 : 503).send(health)
     })
+  }
+
+  const metricsRoute = options.metrics?.route
+  if (metricsRoute !== undefined) {
+    const registry = options.metrics!.registry
+    fastify.get(metricsRoute, { schema: HIDDEN }, async (_request, reply) => {
+      const text = await registry.metrics()
+      return reply.type(registry.contentType).send(text)
+    })
+  }
+
+  if (options.asyncapi !== undefined) {
+    // Built once, when the app is ready: an action schema that cannot be described fails ready().
+    fastify.addHook('onReady', async () => { realtimeApi.asyncapi() })
+    if (options.asyncapi.route !== undefined) {
+      fastify.get(options.asyncapi.route, { schema: HIDDEN }, async () => realtimeApi.asyncapi())
+    }
   }
 
   let heartbeat: NodeJS.Timeout | undefined

@@ -5,6 +5,8 @@
  */
 import { type ActionEntry, type ActionPayload, serverMessage } from './actions.js'
 import type { AdapterStatus, RealtimeAdapter } from './adapters/adapter.js'
+import { buildAsyncApi, type AsyncApiDocument } from './asyncapi.js'
+import { resolveAsyncApiOptions } from './asyncapi-options.js'
 import type { ConnectionContext, RealtimeConnection } from './connection.js'
 import type { Counters } from './counters.js'
 import { CHANNEL_TOPIC_PREFIX, DEVICE_TOPIC_PREFIX } from './constants.js'
@@ -100,16 +102,41 @@ export interface Realtime<A extends { [K in keyof A]: ActionEntry }> {
   stats: () => RealtimeStats
   /** Health of this node: adapter state, connections, channels. */
   health: () => RealtimeHealth
+  /**
+   * The AsyncAPI 3.0 document of the endpoint (docs/observability.md), a plain JSON object: built at `onReady` with
+   * the `asyncapi` option, else on the first call with the default `info`; the same object afterwards.
+   * @throws FST_REALTIME_ASYNCAPI_UNSUPPORTED_SCHEMA naming the action whose schema cannot be described.
+   */
+  asyncapi: () => AsyncApiDocument
 }
 
 /** Builds the decorator over the plugin's shared state. */
 export function createRealtime (ctx: ConnectionContext, state: { closing: boolean, closed: boolean }): Realtime<any> {
-  const { adapter, registry, connections, counters, inflight } = ctx
+  const { adapter, registry, connections, counters, inflight, metrics } = ctx
   const actions = ctx.options.actions
+  let document: AsyncApiDocument | undefined
+
+  /** `adapter.publish`, timed and its failures counted (metrics). */
+  async function publish (topic: string, message: string): Promise<void> {
+    await timed(adapter.publish(topic, message))
+  }
+
+  /** Awaits an adapter publish started just now, timed and its failure counted (metrics). */
+  async function timed (published: Promise<unknown>): Promise<void> {
+    const started = metrics.now()
+    try {
+      await published
+    } catch (err) {
+      metrics.adapterError()
+      throw err
+    } finally {
+      metrics.publishDone(started)
+    }
+  }
 
   async function control (deviceId: string, command: Parameters<typeof controlMessage>[1]): Promise<void> {
     const [topic, message] = controlMessage(deviceId, command)
-    await adapter.publish(topic, message)
+    await publish(topic, message)
   }
 
   return {
@@ -119,11 +146,11 @@ export function createRealtime (ctx: ConnectionContext, state: { closing: boolea
       const except = options?.except
       if (except !== undefined && !isDeviceId(except)) throw new FST_REALTIME_INVALID_DEVICE_ID(String(except))
       const frame = serverMessage(actions, channel, action, payload)
-      await publishToChannel(adapter, ctx.options.history, channel, except === undefined ? frame : encodeEnvelope({ e: except }, frame))
+      await timed(publishToChannel(adapter, ctx.options.history, channel, except === undefined ? frame : encodeEnvelope({ e: except }, frame)))
     },
     async sendToDevice (deviceId: string, action: string, payload: unknown) {
       if (!isDeviceId(deviceId)) throw new FST_REALTIME_INVALID_DEVICE_ID(String(deviceId))
-      await adapter.publish(DEVICE_TOPIC_PREFIX + deviceId, serverMessage(actions, undefined, action, payload))
+      await publish(DEVICE_TOPIC_PREFIX + deviceId, serverMessage(actions, undefined, action, payload))
     },
     async join (deviceId: string, channel: string) {
       await control(deviceId, { c: 'join', channel })
@@ -154,6 +181,10 @@ export function createRealtime (ctx: ConnectionContext, state: { closing: boolea
         connections: connections.size,
         channels: registry.topics().filter((topic) => topic.startsWith(CHANNEL_TOPIC_PREFIX)).length
       }
+    },
+    asyncapi () {
+      document ??= buildAsyncApi(actions, { path: ctx.options.path, options: ctx.options.asyncapi ?? resolveAsyncApiOptions({})! })
+      return document
     }
   }
 }

@@ -6,12 +6,14 @@ import { spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
+import { Parser } from '@asyncapi/parser'
 import { freePort } from '../bench/common.js'
 import { connect } from './helpers/client.js'
+import { parseMetrics, sample } from './helpers/prometheus.js'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
-t.test('the example serves /health, relays chat, and exits on SIGTERM', async (t) => {
+t.test('the example serves /health, /metrics and /asyncapi.json, relays chat, and exits on SIGTERM', async (t) => {
   const port = await freePort()
   const child = spawn(process.execPath, ['--import', 'tsx', 'examples/server.ts'], {
     cwd: root,
@@ -34,12 +36,39 @@ t.test('the example serves /health, relays chat, and exits on SIGTERM', async (t
   t.equal(health.status, 200, '/health answers 200')
   t.match(await health.json(), { status: 'ok', adapter: 'ready' })
 
+  const scrape = async (): Promise<ReturnType<typeof parseMetrics>> => {
+    const res = await fetch(`http://127.0.0.1:${port}/metrics`)
+    t.equal(res.status, 200)
+    return parseMetrics(await res.text())
+  }
+  const before = await scrape()
+  t.equal(sample(before, 'realtime_connections'), 0)
+  t.equal(sample(before, 'realtime_frames_received_total', { type: 'action' }), 0)
+  t.ok(before.families.has('process_cpu_user_seconds_total'), 'the app added Node\'s default metrics to its registry')
+
   const a = await connect(`ws://127.0.0.1:${port}/ws?deviceId=ex-a`)
   const b = await connect(`ws://127.0.0.1:${port}/ws?deviceId=ex-b`)
   await a.join('lobby')
   await b.join('lobby')
   t.match(await a.request({ type: 'action', channel: 'lobby', action: 'chat.message', payload: { text: 'hi' }, id: 1 }), { type: 'ack', id: 1 })
   t.match(await b.next({ type: 'message' }), { channel: 'lobby', action: 'chat.message', from: 'ex-a', payload: { text: 'hi' } })
+
+  const after = await scrape()
+  t.equal(sample(after, 'realtime_connections'), 2, 'the counts moved after a chat')
+  t.equal(sample(after, 'realtime_frames_received_total', { type: 'join' }), 2)
+  t.equal(sample(after, 'realtime_frames_received_total', { type: 'action' }), 1)
+  t.equal(sample(after, 'realtime_actions_total', { action: 'chat.message' }), 1)
+  t.equal(sample(after, 'realtime_deliveries_total'), 2)
+
+  const asyncapi = await fetch(`http://127.0.0.1:${port}/asyncapi.json`)
+  t.equal(asyncapi.status, 200)
+  const { document, diagnostics } = await new Parser().parse(await asyncapi.text())
+  t.same(diagnostics.filter((d) => d.severity === 0).map((d) => d.message), [], 'the example\'s AsyncAPI document parses valid')
+  const messages = document!.channels().get('realtime')!.messages()
+  t.ok(messages.get('action.chat.message'), 'lists chat.message')
+  for (const message of messages.all().filter((m) => m.id().startsWith('ack.'))) {
+    t.ok((message.payload()!.json() as { properties: Record<string, unknown> }).properties.result, `${message.id()} carries the reply schema`)
+  }
 
   const closed = Promise.all([a.closed, b.closed])
   child.kill('SIGTERM')

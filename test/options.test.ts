@@ -1,6 +1,7 @@
 import t from 'tap'
 import { Writable } from 'node:stream'
 import Fastify from 'fastify'
+import * as promClient from 'prom-client'
 import Type from 'typebox'
 import realtimePlugin, { memoryAdapter } from '../lib/index.js'
 import { connect, refusedStatus } from './helpers/client.js'
@@ -33,7 +34,17 @@ const invalid: Array<[string, Record<string, unknown>]> = [
   ['maxConnections negative', { maxConnections: -1 }],
   ['allowedOrigins a string', { allowedOrigins: 'https://a.example' }],
   ['healthRoute without slash', { healthRoute: 'health' }],
-  ['authorizePublish not a function', { authorizePublish: 1 }]
+  ['authorizePublish not a function', { authorizePublish: 1 }],
+  ['metrics without a client', { metrics: {} }],
+  ['metrics.client not a Prometheus client', { metrics: { client: { Counter: 1 } } }],
+  ['metrics.registry not a registry', { metrics: { client: promClient, registry: {} } }],
+  ['metrics.prefix with a dash', { metrics: { client: promClient, prefix: 'my-app_' } }],
+  ['metrics.route without slash', { metrics: { client: promClient, route: 'metrics' } }],
+  ['metrics.buckets not increasing', { metrics: { client: promClient, buckets: { publish: [0.1, 0.01] } } }],
+  ['asyncapi a string', { asyncapi: '/asyncapi.json' }],
+  ['asyncapi.route without slash', { asyncapi: { route: 'asyncapi.json' } }],
+  ['asyncapi.info.version a number', { asyncapi: { info: { version: 1 } } }],
+  ['asyncapi.servers protocol http', { asyncapi: { servers: { local: { host: 'localhost', protocol: 'http' } } } }]
 ]
 
 for (const [name, options] of invalid) {

@@ -2,6 +2,8 @@
  * Target: fastify-realtime with its defaults (memory adapter), or the Redis adapter when REDIS_URL is set; with
  * BENCH_HISTORY=1, history on every channel (size 100, ttl 10 min): offsets, the stream written on each publish.
  * The only action is `bench.msg` with a `{ t: number, pad: string }` payload.
+ * BENCH_METRICS=1 turns the `metrics` option on (prom-client, a registry of its own; the target
+ * `fastify-realtime+metrics` sets it), to compare S1 with metrics on and off.
  */
 import Fastify from 'fastify'
 import Type from 'typebox'
@@ -12,10 +14,16 @@ import { host, lifecycle, port, ready, redisUrl } from './shared.js'
 // BENCH_LOG_LEVEL=warn (or debug...) logs to stderr, which `npm run bench -- --verbose` shows.
 const level = process.env.BENCH_LOG_LEVEL
 const app = Fastify({ logger: level === undefined || level === '' ? false : { level, stream: process.stderr } })
+let metrics
+if (process.env.BENCH_METRICS === '1') {
+  const client = await import('prom-client')
+  metrics = { client, registry: new client.Registry(), route: '/metrics' }
+}
 await app.register(realtimePlugin, {
   actions: { [ACTION]: Type.Object({ t: Type.Number(), pad: Type.String() }) },
   adapter: redisUrl === undefined ? memoryAdapter() : redisAdapter({ url: redisUrl }),
-  history: process.env.BENCH_HISTORY === '1' ? { size: 100, ttl: 600_000 } : false
+  history: process.env.BENCH_HISTORY === '1' ? { size: 100, ttl: 600_000 } : false,
+  ...(metrics === undefined ? {} : { metrics })
 })
 lifecycle(async () => { await app.close() })
 await app.listen({ port, host })
