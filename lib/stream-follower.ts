@@ -77,12 +77,13 @@ export class StreamFollower {
 
   /** Reads from the last position to the top, then passes on the held live messages; repeats on a new gap. */
   #sync (): void {
-    this.#fill().then(() => this.#drain(), (err: unknown) => {
+    const from = this.#position!.offset
+    this.#fill().then(() => this.#drain(this.#position!.offset === from), (err: unknown) => {
       // Unreadable: say so, and carry on from the first held message.
       this.#log.warn({ err, channel: this.#channel }, 'fastify-realtime: cannot read the stream to fill a gap; members get a reset')
       const first = this.#pending?.[0]
       if (first !== undefined) this.#reset(first[1].epoch, first[1].offset - 1)
-      this.#drain()
+      this.#drain(false)
     })
   }
 
@@ -112,10 +113,12 @@ export class StreamFollower {
   }
 
   /**
-   * Passes on the held messages (pub/sub keeps their order); a new gap among them starts another read. One of
-   * another epoch than the stream's, just read, is stale (published before a reset) and dropped.
+   * Passes on the held messages (pub/sub keeps their order); a new gap among them starts another read, unless the
+   * read just done brought nothing (`stuck`: the stream does not hold what pub/sub delivered), then it is a reset
+   * to just before that message, never a loop of reads. One of another epoch than the stream's, just read, is
+   * stale (published before a reset) and dropped.
    */
-  #drain (): void {
+  #drain (stuck: boolean): void {
     const pending = this.#pending ?? []
     this.#pending = undefined
     for (let i = 0; i < pending.length; i++) {
@@ -124,6 +127,7 @@ export class StreamFollower {
       if (held !== undefined) {
         held.push([message, position])
       } else if (position.epoch === this.#position?.epoch) {
+        if (stuck && position.offset > this.#position.offset + 1) this.#reset(position.epoch, position.offset - 1)
         this.accept(message, position)
       }
     }

@@ -141,3 +141,21 @@ t.test('seed: the position read at the first join is the start', async (t) => {
   await until(2)
   t.same(events, [['emit', 'm2', 2], ['emit', 'm3', 3]])
 })
+
+t.test('a live offset beyond what the stream holds: bounded reads, then a reset before it and the message, no loop', async (t) => {
+  const adapter = memoryAdapter()
+  t.teardown(() => adapter.close())
+  const p = await stream(adapter.history!, 'h', 2)
+  let reads = 0
+  const events: Event[] = []
+  const f = new StreamFollower('h', {
+    read: (since, limit) => { reads++; return adapter.history!.read('h', { since, limit }) },
+    emit: (message, offset) => { events.push(['emit', message, offset]) },
+    reset: (epoch, offset) => { events.push(['reset', epoch, offset]) }
+  }, log)
+  f.accept('m1', p[0]!)
+  f.accept('far', { offset: 9, epoch: p[0]!.epoch }) // e.g. a stream restored from an old snapshot under the same epoch
+  await settled(f)
+  t.same(events, [['emit', 'm1', 1], ['emit', 'm2', 2], ['reset', p[0]!.epoch, 8], ['emit', 'far', 9]])
+  t.equal(reads, 2, 'the read that filled 2, one that found nothing more: then the reset')
+})
