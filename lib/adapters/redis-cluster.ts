@@ -1,0 +1,304 @@
+/**
+ * The Redis Cluster adapter: sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis >= 7.0), so a channel's messages go only
+ * to the shard owning its hash slot and adding shards adds pub/sub capacity. Reached through
+ * `redisAdapter({ cluster })`; everything the single-Redis adapter promises holds per shard.
+ */
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { once } from 'node:events'
+import { Cluster, type Redis } from 'ioredis'
+import type { MessageHandler, RealtimeAdapter } from './adapter.js'
+import { callHandlers } from './handlers.js'
+import { clusterShards, type ClusterShards } from './redis-cluster-shards.js'
+import { FST_REALTIME_ADAPTER_CLOSED, FST_REALTIME_INVALID_OPTION, FST_REALTIME_UNAVAILABLE } from '../errors.js'
+
+/** A start node of a Redis Cluster. */
+export interface RedisClusterNode { host: string, port: number }
+
+/** What `redisAdapter({ cluster })` passes on (checked by `redisAdapter`). */
+export interface RedisClusterAdapterOptions {
+  cluster: Cluster | RedisClusterNode[]
+  prefix: string
+  subscribeTimeout: number
+}
+
+interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
+
+/** Oldest Redis with sharded pub/sub (SSUBSCRIBE/SPUBLISH). */
+const MINIMUM_MAJOR = 7
+
+/**
+ * Throws FST_REALTIME_INVALID_OPTION, with what to change, when `cluster` cannot carry sharded pub/sub for us:
+ * not an ioredis `Cluster` nor a non-empty array of `{ host, port }`; a Cluster built without
+ * `shardedSubscribers: true`; a Cluster with a `keyPrefix` (ioredis would prefix our channel names). Also refuses a
+ * `prefix` with `{` or `}` (the topic's hash tag must be the first one in the channel name).
+ */
+export function checkClusterOptions (cluster: unknown, prefix: string): void {
+  if (prefix.includes('{') || prefix.includes('}')) {
+    throw new FST_REALTIME_INVALID_OPTION(`redisAdapter prefix must not contain { or } with a cluster (the channel is <prefix>{<topic>}), got ${JSON.stringify(prefix)}`)
+  }
+  if (Array.isArray(cluster)) {
+    const bad = cluster.length === 0 || cluster.some((n: unknown) => {
+      const node = n as Partial<RedisClusterNode> | null
+      return node === null || typeof node !== 'object' || typeof node.host !== 'string' || node.host === '' ||
+        !Number.isInteger(node.port) || (node.port as number) < 1 || (node.port as number) > 65535
+    })
+    if (bad) throw new FST_REALTIME_INVALID_OPTION(`redisAdapter cluster must be an ioredis Cluster or a non-empty array of { host, port } start nodes, got ${JSON.stringify(cluster)}`)
+    return
+  }
+  const c = cluster as Partial<Cluster> | null
+  if (c === null || typeof c !== 'object' || c.isCluster !== true) {
+    throw new FST_REALTIME_INVALID_OPTION('redisAdapter cluster must be an ioredis Cluster (new Cluster(nodes, { shardedSubscribers: true })) or an array of { host, port } start nodes; for a single Redis pass { client } or { url }')
+  }
+  if (c.options?.shardedSubscribers !== true) {
+    throw new FST_REALTIME_INVALID_OPTION('redisAdapter cluster was created without shardedSubscribers: create it with new Cluster(nodes, { shardedSubscribers: true }) (ioredis >= 6), or pass the start nodes as an array and the adapter creates it')
+  }
+  if (c.options.keyPrefix !== undefined && c.options.keyPrefix !== '') {
+    throw new FST_REALTIME_INVALID_OPTION(`redisAdapter cluster has keyPrefix ${JSON.stringify(c.options.keyPrefix)}, which ioredis also applies to sharded channel names: remove it from the Cluster options and use the adapter's prefix option instead`)
+  }
+}
+
+/**
+ * The reason to refuse a node whose `INFO server` text is `info`, or undefined when it runs Redis >= 7.0
+ * (sharded pub/sub). `node` (`host:port`) names it in the message.
+ */
+export function versionProblem (info: string, node: string): string | undefined {
+  const version = /^redis_version:(\S+)/m.exec(info)?.[1]
+  if (version === undefined) return `node ${node} did not report its redis_version`
+  if (Number(version.split('.')[0]) >= MINIMUM_MAJOR) return undefined
+  return `node ${node} runs Redis ${version}; sharded pub/sub needs Redis >= 7.0: upgrade the cluster, or use one Redis with { url }`
+}
+
+/**
+ * Creates the Redis Cluster adapter (see `redisAdapter({ cluster })` for the contract). Channels are
+ * `<prefix>{<topic>}`: the hash tag puts a topic's channel and its keys in one slot.
+ *
+ * Order: messages of one publisher to one topic arrive in publish order; messages to different topics may live
+ * on different shards, whose connections are independent, so their relative order is not kept.
+ */
+export function redisClusterAdapter (options: RedisClusterAdapterOptions): RealtimeAdapter {
+  const { prefix, subscribeTimeout } = options
+  const owned = Array.isArray(options.cluster)
+  const topics = new Map<string, TopicEntry>()
+  let cluster: Cluster | undefined = owned ? undefined : options.cluster as Cluster
+  let shards: ClusterShards | undefined
+  let log: FastifyBaseLogger | undefined
+  let closed = false
+  let clusterDown = false
+
+  const channel = (topic: string): string => `${prefix}{${topic}}`
+
+  function onMessage (key: string, message: string): void {
+    const entry = topics.get(key)
+    if (entry !== undefined) callHandlers(entry.handlers, message, log)
+    else shards?.onMessage(key, message)
+  }
+  // ioredis events: a connection of a node ended or failed. The first one marks the shard down; the rest of the
+  // storm changes nothing (the shard is already down) and is not logged.
+  const onNodeEnd = (redis: Redis | undefined, key?: string): void => {
+    shards?.markDown(key ?? (redis === undefined ? undefined : `${redis.options.host}:${redis.options.port}`), undefined)
+  }
+  const onNodeError = (err: Error, key: string): void => { shards?.markDown(key, err) }
+  const onError = (): void => {} // keyless duplicates of nodeError (subscriber connect failures), or all nodes failed
+  const onRefresh = (): void => { shards?.refresh() }
+  const onReconnecting = (): void => {
+    if (closed || clusterDown) return
+    clusterDown = true
+    log?.warn('fastify-realtime: Redis Cluster unreachable (no node answers); publishing answers UNAVAILABLE until it is back')
+  }
+  const onReady = (): void => {
+    if (!clusterDown) return
+    clusterDown = false
+    log?.info('fastify-realtime: Redis Cluster reachable again')
+    shards?.refresh()
+  }
+
+  function listen (c: Cluster): void {
+    c.on('smessage', onMessage)
+    c.on('-node', onNodeEnd)
+    c.on('node error', onNodeError)
+    c.on('nodeError', onNodeError)
+    c.on('error', onError)
+    c.on('refresh', onRefresh)
+    c.on('reconnecting', onReconnecting)
+    c.on('ready', onReady)
+  }
+
+  function unlisten (c: Cluster): void {
+    c.off('smessage', onMessage)
+    c.off('-node', onNodeEnd)
+    c.off('node error', onNodeError)
+    c.off('nodeError', onNodeError)
+    c.off('refresh', onRefresh)
+    c.off('reconnecting', onReconnecting)
+    c.off('ready', onReady)
+    // 'error' stays: ioredis may still emit during its own shutdown, and an EventEmitter without an 'error'
+    // listener throws. It is a no-op.
+  }
+
+  function up (key: string): boolean {
+    return cluster?.status === 'ready' && shards?.channelDown(key) === false
+  }
+
+  /** Rejects with FST_REALTIME_UNAVAILABLE after `ms`. */
+  async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    try {
+      return await Promise.race([promise, new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new FST_REALTIME_UNAVAILABLE(`${what}: no answer within ${ms} ms`)), Math.max(ms, 0))
+      })])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  async function subscribeKey (key: string): Promise<void> {
+    const c = cluster!
+    const deadline = Date.now() + subscribeTimeout
+    for (;;) {
+      if (!(await shards!.whenUp(key, deadline - Date.now())) || c.status !== 'ready') {
+        throw new FST_REALTIME_UNAVAILABLE(`the Redis Cluster shard of ${key} is unreachable (waited ${subscribeTimeout} ms)`)
+      }
+      try {
+        await within(c.ssubscribe(key), deadline - Date.now(), `SSUBSCRIBE ${key}`)
+        return
+      } catch (err) {
+        // MOVED (the slot moved meanwhile) or a lost connection: wait for ioredis to settle the new topology.
+        if (closed || Date.now() >= deadline) {
+          throw (err as { code?: string }).code === 'FST_REALTIME_UNAVAILABLE' ? err : new FST_REALTIME_UNAVAILABLE((err as Error).message)
+        }
+        await once(c, 'subscribersReady', { signal: AbortSignal.timeout(Math.max(deadline - Date.now(), 1)) }).catch(() => {})
+      }
+    }
+  }
+
+  /** SUNSUBSCRIBE one channel (never the argument-less form), bounded: a shard that is down may never answer. */
+  async function release (key: string): Promise<void> {
+    const c = cluster
+    if (c === undefined) return
+    await within(c.sunsubscribe(key), subscribeTimeout, `SUNSUBSCRIBE ${key}`).catch(() => {})
+  }
+
+  return {
+    async init (fastify: FastifyInstance) {
+      log = fastify.log
+      if (cluster === undefined) {
+        // No offline queue: a publish is answered now, never replayed later. Subscriber connections keep theirs
+        // (ioredis forces it), bounded by subscribeTimeout here.
+        cluster = new Cluster(options.cluster as RedisClusterNode[], { shardedSubscribers: true, lazyConnect: true, enableOfflineQueue: false })
+      }
+      const c = cluster
+      listen(c)
+      let cause: Error | undefined
+      const remember = (err: Error): void => { cause ??= err }
+      c.on('error', remember)
+      c.on('node error', remember)
+      try {
+        if (c.status === 'wait') c.connect().catch(() => {})
+        if (c.status !== 'ready') await once(c, 'ready', { signal: AbortSignal.timeout(subscribeTimeout) })
+      } catch {
+        if (owned) c.disconnect()
+        const why = cause === undefined ? `not ready within ${subscribeTimeout} ms` : cause.message
+        throw new FST_REALTIME_UNAVAILABLE(`cannot connect to the Redis Cluster at ${describeNodes(c)}: ${why}`)
+      } finally {
+        c.off('error', remember)
+        c.off('node error', remember)
+      }
+      const masters = c.nodes('master')
+      const problems = (await Promise.all(masters.map(async (node) => {
+        const info = await within(node.info('server'), subscribeTimeout, 'INFO server')
+        return versionProblem(info, `${node.options.host}:${node.options.port}`)
+      }))).filter((p) => p !== undefined)
+      if (problems.length > 0) {
+        unlisten(c)
+        if (owned) c.disconnect()
+        throw new FST_REALTIME_INVALID_OPTION(`redisAdapter cluster: ${problems.join('; ')}`)
+      }
+      shards = clusterShards(c, prefix, () => log)
+      shards.refresh()
+      // ready() means ready: a probe went through every shard (publish path and our subscriber connection).
+      if (!(await shards.whenAllUp(subscribeTimeout))) {
+        const down = shards.downShards().join(', ')
+        await shards.stop(!owned)
+        unlisten(c)
+        if (owned) c.disconnect()
+        throw new FST_REALTIME_UNAVAILABLE(`the Redis Cluster shards ${down} did not answer a probe within ${subscribeTimeout} ms`)
+      }
+    },
+
+    status () {
+      if (closed) return 'closed'
+      return cluster?.status === 'ready' && shards?.allUp() === true ? 'ready' : 'reconnecting'
+    },
+
+    async subscribe (topic, handler) {
+      if (closed) throw new FST_REALTIME_ADAPTER_CLOSED()
+      const key = channel(topic)
+      let entry = topics.get(key)
+      if (entry === undefined) {
+        entry = { handlers: new Set(), ready: subscribeKey(key) }
+        topics.set(key, entry)
+      }
+      entry.handlers.add(handler)
+      try {
+        await entry.ready
+      } catch (err) {
+        entry.handlers.delete(handler)
+        if (entry.handlers.size === 0 && topics.get(key) === entry) {
+          topics.delete(key)
+          // ioredis keeps every SSUBSCRIBEd channel to subscribe it again after a topology change: drop it.
+          release(key).catch(() => {})
+        }
+        throw err
+      }
+    },
+
+    async unsubscribe (topic, handler) {
+      const key = channel(topic)
+      const entry = topics.get(key)
+      if (entry === undefined || !entry.handlers.delete(handler)) return
+      if (entry.handlers.size > 0) return
+      topics.delete(key)
+      // Let an SSUBSCRIBE still in flight go first, or it would revive the topic after our SUNSUBSCRIBE.
+      await entry.ready.catch(() => {})
+      if (topics.has(key) || closed) return // subscribed again meanwhile, or released by close()
+      // Always sent, even while the shard is down: it also removes the channel from ioredis' resubscribe list.
+      await release(key)
+    },
+
+    async publish (topic, message) {
+      if (closed || cluster === undefined) throw new FST_REALTIME_ADAPTER_CLOSED()
+      const key = channel(topic)
+      if (!up(key)) throw new FST_REALTIME_UNAVAILABLE(`the Redis Cluster shard of ${key} is unreachable`)
+      try {
+        await cluster.spublish(key, message)
+      } catch (err) {
+        shards?.markChannelDown(key, err as Error)
+        throw new FST_REALTIME_UNAVAILABLE((err as Error).message)
+      }
+    },
+
+    async close () {
+      if (closed) return
+      closed = true
+      const keys = [...topics.keys()]
+      topics.clear()
+      const c = cluster
+      if (c === undefined) return
+      await shards?.stop(!owned)
+      if (owned) {
+        unlisten(c)
+        await within(c.quit(), subscribeTimeout, 'QUIT').catch(() => c.disconnect())
+        return
+      }
+      // The app's Cluster stays open: release exactly our channels, one per SUNSUBSCRIBE.
+      await Promise.all(keys.map(release))
+      unlisten(c)
+    }
+  }
+}
+
+/** The start nodes of a Cluster as `host:port, ...`, for error messages. */
+function describeNodes (c: Cluster): string {
+  const nodes = (c as unknown as { startupNodes?: unknown[] }).startupNodes ?? []
+  return nodes.map((n) => typeof n === 'object' && n !== null ? `${(n as RedisClusterNode).host}:${(n as RedisClusterNode).port}` : String(n)).join(', ')
+}
