@@ -78,19 +78,26 @@ async function round (channels: string[], wait = 1000): Promise<boolean> {
     sent.push(`${channel}|${text}`)
     return server.app.realtime.publish(channel, 'chat.message', { text })
   })))
-  if (results.some((r) => r.status === 'rejected')) return false
+  const rejected = results.filter((r) => r.status === 'rejected').length
+  if (rejected > 0) {
+    lastMiss = `${rejected} publishes rejected`
+    return false
+  }
   try {
     await until(() => members.every((m) => sent.every((s) => m.seen.has(s))), wait, 'a round')
     return true
   } catch {
+    lastMiss = members.map((m, i) => `member ${i} missed ${sent.filter((s) => !m.seen.has(s)).join(' ')}`).join('; ')
     return false
   }
 }
+let lastMiss = ''
 
 /** Milliseconds from now until a full round over `channels` succeeds; fails after `timeout`. */
 async function resumes (channels: string[], timeout: number): Promise<number> {
   const started = Date.now()
   await poll(async () => (await round(channels, 500)) ? true : undefined, timeout, 'deliveries to resume on every channel')
+    .catch((err: Error) => { throw new Error(`${err.message}; last round: ${lastMiss}`) })
   return Date.now() - started
 }
 
@@ -162,6 +169,7 @@ t.test('SIGKILL of a master: UNAVAILABLE within 2 s while its slots have no owne
 
   const heir = await cluster.kill(victim)
   const killedAt = Date.now()
+  t.comment(`killed ${victim} at ${killedAt}`)
   // Watch the heir's role to know when the slots have an owner again.
   let promotedAt = Infinity
   const promoted = (): boolean => promotedAt !== Infinity

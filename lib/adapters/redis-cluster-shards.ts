@@ -22,9 +22,19 @@ const PROBE_TIMEOUT = 1000
 /** Failed probes of one shard after which its probe channel is subscribed again (SUNSUBSCRIBE + SSUBSCRIBE). */
 const PROBE_RESUBSCRIBE_EVERY = 10
 
+/** One master and the slots it owns; opaque outside this file. */
+export interface ShardRef { readonly key: string }
+
 export interface ClusterShards {
   /** True when the master owning the slot of `channel` is down or not yet probed (or the slot has no owner). */
   channelDown: (channel: string) => boolean
+  /** The shard owning the slot of `channel` while it is up; undefined while it is down, unprobed or unknown. */
+  upShardOf: (channel: string) => ShardRef | undefined
+  /**
+   * Settles like `command`, or rejects as soon as `shard` goes down (ioredis would keep a command to a dead master
+   * retrying for seconds; nothing can reach that master's slots until its replica is promoted, which takes longer).
+   */
+  guard: <T>(shard: ShardRef, command: Promise<T>) => Promise<T>
   /** True when every master that owns slots is up. */
   allUp: () => boolean
   /** The masters (`host:port`) that are down or not yet probed. */
@@ -45,9 +55,9 @@ export interface ClusterShards {
   stop: (release: boolean) => Promise<void>
 }
 
-interface Shard {
-  /** Why it is down (for the log), or undefined while up. */
+interface Shard extends ShardRef {
   down: boolean
+  /** Why it is down (for the log), or undefined while up. */
   cause: Error | undefined
   /** The probe channel, in one of its slots. */
   probe: string | undefined
@@ -55,6 +65,8 @@ interface Shard {
   subscribed: Promise<unknown>
   probing: boolean
   failures: number
+  /** Rejecters of the guarded commands in flight on it. */
+  inflight: Set<(err: Error) => void>
 }
 
 /**
@@ -89,6 +101,9 @@ export function clusterShards (cluster: Cluster, prefix: string, log: () => Fast
     if (shard.down || stopped) return
     shard.down = true
     shard.cause = cause
+    const err = new Error(`Redis Cluster shard ${key} unreachable: ${cause?.message ?? 'connection ended'}`)
+    for (const reject of shard.inflight) reject(err)
+    shard.inflight.clear()
     log()?.warn({ err: cause, shard: key }, 'fastify-realtime: Redis Cluster shard unreachable; publishes to its slots answer UNAVAILABLE until it is back')
     changes.emit('change')
     schedule(0)
@@ -119,7 +134,7 @@ export function clusterShards (cluster: Cluster, prefix: string, log: () => Fast
       let shard = shards.get(key)
       if (shard === undefined) {
         // Not yet probed: it counts as down (without a log line) until a probe went through it.
-        shard = { down: true, cause: undefined, probe: undefined, subscribed: Promise.resolve(), probing: false, failures: 0 }
+        shard = { key, down: true, cause: undefined, probe: undefined, subscribed: Promise.resolve(), probing: false, failures: 0, inflight: new Set() }
         shards.set(key, shard)
         changes.emit('change')
       }
@@ -205,6 +220,24 @@ export function clusterShards (cluster: Cluster, prefix: string, log: () => Fast
 
   return {
     channelDown,
+    upShardOf (channel) {
+      const key = ownerOf(channel)
+      const shard = key === undefined ? undefined : shards.get(key)
+      return shard === undefined || shard.down ? undefined : shard
+    },
+    guard (ref, command) {
+      const shard = ref as Shard
+      return new Promise((resolve, reject) => {
+        shard.inflight.add(reject)
+        command.then((value) => {
+          shard.inflight.delete(reject)
+          resolve(value)
+        }, (err: unknown) => {
+          shard.inflight.delete(reject)
+          reject(err)
+        })
+      })
+    },
     allUp () {
       if (shards.size === 0) return false
       for (const shard of shards.values()) if (shard.down) return false

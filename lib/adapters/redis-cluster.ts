@@ -135,10 +135,6 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
     // listener throws. It is a no-op.
   }
 
-  function up (key: string): boolean {
-    return cluster?.status === 'ready' && shards?.channelDown(key) === false
-  }
-
   /** Rejects with FST_REALTIME_UNAVAILABLE after `ms`. */
   async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
     let timer: NodeJS.Timeout | undefined
@@ -268,9 +264,10 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
     async publish (topic, message) {
       if (closed || cluster === undefined) throw new FST_REALTIME_ADAPTER_CLOSED()
       const key = channel(topic)
-      if (!up(key)) throw new FST_REALTIME_UNAVAILABLE(`the Redis Cluster shard of ${key} is unreachable`)
+      const shard = cluster.status === 'ready' ? shards?.upShardOf(key) : undefined
+      if (shard === undefined) throw new FST_REALTIME_UNAVAILABLE(`the Redis Cluster shard of ${key} is unreachable`)
       try {
-        await cluster.spublish(key, message)
+        await shards!.guard(shard, cluster.spublish(key, message))
       } catch (err) {
         shards?.markChannelDown(key, err as Error)
         throw new FST_REALTIME_UNAVAILABLE((err as Error).message)
