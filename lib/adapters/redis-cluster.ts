@@ -131,8 +131,9 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
     c.off('refresh', onRefresh)
     c.off('reconnecting', onReconnecting)
     c.off('ready', onReady)
-    // 'error' stays: ioredis may still emit during its own shutdown, and an EventEmitter without an 'error'
-    // listener throws. It is a no-op.
+    // Our own Cluster keeps its no-op 'error' listener: ioredis may still emit while it shuts down, and an
+    // EventEmitter without one throws. The app's Cluster gets back exactly the listeners it had.
+    if (!owned) c.off('error', onError)
   }
 
   /** Rejects with FST_REALTIME_UNAVAILABLE after `ms`. */
