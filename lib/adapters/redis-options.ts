@@ -2,7 +2,7 @@
  * Options of `redisAdapter()`, with their units and defaults.
  */
 import type { Cluster, Redis } from 'ioredis'
-import type { RedisClusterNode } from './redis-cluster.js'
+import type { RedisClusterNode } from './redis-cluster-options.js'
 
 /** Options of `redisAdapter()`. Give at most one of `url`, `client` and `cluster`. */
 export interface RedisAdapterOptions {

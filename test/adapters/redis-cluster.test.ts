@@ -8,7 +8,7 @@ import Fastify from 'fastify'
 import calculateSlot from 'cluster-key-slot'
 import realtimePlugin, { redisAdapter, type RealtimeAdapter } from '../../lib/index.js'
 import { adapterConformance } from '../../lib/adapters/conformance.js'
-import { versionProblem } from '../../lib/adapters/redis-cluster.js'
+import { versionProblem } from '../../lib/adapters/redis-cluster-options.js'
 import { startRedisCluster } from '../helpers/redis-cluster.js'
 
 const cluster = await startRedisCluster()
