@@ -13,7 +13,13 @@ import { EventEmitter, once } from 'node:events'
 import { randomUUID } from 'node:crypto'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Cluster } from 'ioredis'
-import calculateSlot from 'cluster-key-slot'
+import { createRequire } from 'node:module'
+
+/**
+ * The hash slot (0..16383) of a key: CRC16 of its hash tag (`{...}`) if any, else of the whole key. From
+ * cluster-key-slot, the package (and version) ioredis routes with, which ships no types.
+ */
+export const calculateSlot = createRequire(import.meta.url)('cluster-key-slot') as (key: string) => number
 
 /** Delay between two probes of a shard that is down, in ms. */
 const PROBE_INTERVAL = 200

@@ -146,6 +146,7 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
         if (c.status === 'wait') c.connect().catch(() => {})
         if (c.status !== 'ready') await once(c, 'ready', { signal: AbortSignal.timeout(subscribeTimeout) })
       } catch {
+        unlisten(c)
         if (owned) c.disconnect()
         const why = cause === undefined ? `not ready within ${subscribeTimeout} ms` : cause.message
         throw new FST_REALTIME_UNAVAILABLE(`cannot connect to the Redis Cluster at ${describeNodes(c)}: ${why}`)
@@ -153,11 +154,17 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
         c.off('error', remember)
         c.off('node error', remember)
       }
-      const masters = c.nodes('master')
-      const problems = (await Promise.all(masters.map(async (node) => {
-        const info = await within(node.info('server'), subscribeTimeout, 'INFO server')
-        return versionProblem(info, `${node.options.host}:${node.options.port}`)
-      }))).filter((p) => p !== undefined)
+      let problems: string[]
+      try {
+        problems = (await Promise.all(c.nodes('master').map(async (node) => {
+          const info = await within(node.info('server'), subscribeTimeout, 'INFO server')
+          return versionProblem(info, `${node.options.host}:${node.options.port}`)
+        }))).filter((p) => p !== undefined)
+      } catch (err) {
+        unlisten(c)
+        if (owned) c.disconnect()
+        throw new FST_REALTIME_UNAVAILABLE(`cannot read the Redis version of the cluster masters: ${(err as Error).message}`)
+      }
       if (problems.length > 0) {
         unlisten(c)
         if (owned) c.disconnect()

@@ -5,7 +5,7 @@
 import t from 'tap'
 import { Cluster, Redis } from 'ioredis'
 import Fastify from 'fastify'
-import calculateSlot from 'cluster-key-slot'
+import { calculateSlot } from '../../lib/adapters/redis-cluster-shards.js'
 import realtimePlugin, { redisAdapter, type RealtimeAdapter } from '../../lib/index.js'
 import { adapterConformance } from '../../lib/adapters/conformance.js'
 import { versionProblem } from '../../lib/adapters/redis-cluster-options.js'
