@@ -7,7 +7,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { once } from 'node:events'
 import { Cluster, type Redis } from 'ioredis'
 import type { MessageHandler, RealtimeAdapter } from './adapter.js'
-import { callHandlers } from './handlers.js'
+import { deliverEnvelope, plainEnvelope } from './redis-envelope.js'
 import { clusterShards, type ClusterShards } from './redis-cluster-shards.js'
 import { describeNodes, versionProblem, type RedisClusterNode } from './redis-cluster-options.js'
 import { FST_REALTIME_ADAPTER_CLOSED, FST_REALTIME_INVALID_OPTION, FST_REALTIME_UNAVAILABLE } from '../errors.js'
@@ -42,7 +42,7 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
 
   function onMessage (key: string, message: string): void {
     const entry = topics.get(key)
-    if (entry !== undefined) callHandlers(entry.handlers, message, log)
+    if (entry !== undefined) deliverEnvelope(entry.handlers, message, key, log)
     else shards?.onMessage(key, message)
   }
   // ioredis events: a connection of a node ended or failed. The first one marks the shard down; the rest of the
@@ -228,7 +228,8 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
       const shard = cluster.status === 'ready' ? shards?.upShardOf(key) : undefined
       if (shard === undefined) throw new FST_REALTIME_UNAVAILABLE(`the Redis Cluster shard of ${key} is unreachable`)
       try {
-        await shards!.guard(shard, cluster.spublish(key, message))
+        // The same strings as the single-Redis adapter (redis-envelope.ts), so history can share its scripts.
+        await shards!.guard(shard, cluster.spublish(key, plainEnvelope(message)))
       } catch (err) {
         shards?.markChannelDown(key, err as Error)
         throw new FST_REALTIME_UNAVAILABLE((err as Error).message)
