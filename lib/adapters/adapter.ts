@@ -30,7 +30,8 @@ export type MessageHandler = (message: string, position?: StreamPosition) => voi
  *   released (when the last handler of the topic left). Unknown topic/handler pairs are a no-op.
  * - `publish(topic, message)` resolves when the backend accepted the message (at-most-once delivery: pub/sub
  *   keeps no history; a node that is not subscribed at that moment never sees it). Messages published by one
- *   adapter instance are delivered in publish order, across topics, to every subscriber.
+ *   adapter instance are delivered in publish order to every subscriber: across topics on a single backend
+ *   (memory, one Redis), per topic on a sharded one (Redis Cluster, where topics live on different shards).
  * - Backend outages: while disconnected, `publish` rejects at once with `FST_REALTIME_UNAVAILABLE` (nothing is
  *   queued, so a message is delivered everywhere or nowhere); `subscribe` waits a bounded time for the backend, then
  *   rejects with it and leaves no subscription behind; `unsubscribe` always succeeds locally. On reconnection the
