@@ -15,6 +15,7 @@ import {
 } from '../lib/client/index.js'
 import { startRedis } from './helpers/redis.js'
 import { actions, startServer } from './helpers/server.js'
+import { nextEvent, rejection } from './helpers/client-sdk.js'
 
 const Text = Type.Object({ text: Type.String({ minLength: 1, maxLength: 4096 }) }, { additionalProperties: false })
 
@@ -47,26 +48,10 @@ type AppActions = ReturnType<typeof appActions>
 type Client = RealtimeClient<AppActions>
 const fast: ClientOptions = { minDelay: 5, maxDelay: 20 }
 
-async function nextEvent<D> (client: EventTarget, type: string): Promise<D> {
-  return new Promise((resolve) => {
-    client.addEventListener(type, (event) => resolve((event as CustomEvent<D>).detail), { once: true })
-  })
-}
-
 async function open (url: string, options: ClientOptions = {}): Promise<Client> {
   const client = createClient<AppActions>(url, { ...fast, ...options })
   await nextEvent<OpenDetail>(client, 'open')
   return client
-}
-
-async function rejection (promise: Promise<unknown>): Promise<RealtimeError> {
-  try {
-    await promise
-  } catch (err) {
-    if (err instanceof RealtimeError) return err
-    throw err
-  }
-  throw new Error('expected a rejection')
 }
 
 /** Collects `chat.message` deliveries on `channel`; `until(text)` resolves once `text` arrived. */

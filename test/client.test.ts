@@ -15,6 +15,7 @@ import {
   type RealtimeClient, type ReconnectingDetail
 } from '../lib/client/index.js'
 import { actions, startServer } from './helpers/server.js'
+import { nextEvent, rejection } from './helpers/client-sdk.js'
 
 type Client = RealtimeClient<typeof actions>
 const fast: ClientOptions = { minDelay: 5, maxDelay: 20 }
@@ -36,30 +37,10 @@ function track (app: FastifyInstance): { sockets: (deviceId: string) => ServerSo
   }
 }
 
-/**
- * The detail of the next `type` event. (Node's `events.once` cannot be used: it takes anything with an `on`
- * method for an EventEmitter, and the client has one.)
- */
-async function nextEvent<D> (client: EventTarget, type: string): Promise<D> {
-  return new Promise((resolve) => {
-    client.addEventListener(type, (event) => resolve((event as CustomEvent<D>).detail), { once: true })
-  })
-}
-
 async function open (url: string, options: ClientOptions = {}): Promise<Client> {
   const client = createClient<typeof actions>(url, { ...fast, ...options })
   await nextEvent<OpenDetail>(client, 'open')
   return client
-}
-
-async function rejection (promise: Promise<unknown>): Promise<RealtimeError> {
-  try {
-    await promise
-  } catch (err) {
-    if (err instanceof RealtimeError) return err
-    throw err
-  }
-  throw new Error('expected a rejection')
 }
 
 /** Collects deliveries of `chat.message` on `channel`; `until(text)` resolves once `text` arrived. */
