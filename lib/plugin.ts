@@ -14,6 +14,7 @@ import { CHANNEL_TOPIC_PREFIX, CloseCode } from './constants.js'
 import { publishDiff } from './presence.js'
 import { createCounters, Inflight } from './counters.js'
 import { FST_REALTIME_ALREADY_REGISTERED } from './errors.js'
+import { boundHandshakes, handshakeDone } from './handshake-timeout.js'
 import { createMetrics, NO_METRICS } from './metrics.js'
 import { resolveOptions, type RealtimePluginOptions } from './options.js'
 import { DeviceId, isChannelName, isDeviceId } from './protocol.js'
@@ -106,6 +107,8 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
     })
   }
 
+  boundHandshakes(fastify.server, options.handshakeTimeout)
+
   const realtimeApi = createRealtime(ctx, state)
   live.api = realtimeApi
   fastify.decorate('realtime', realtimeApi)
@@ -140,6 +143,8 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
           return (err as { statusCode?: number }).statusCode === 403 ? refuse(reply, 403) : refuse(reply, 401)
         }
       }
+      // Closed meanwhile (handshakeTimeout, or the client left): no upgrade will follow, nothing to keep.
+      if (request.raw.socket?.destroyed === true) return refuse(reply, 503, 'Handshake abandoned')
       const deviceId = auth?.deviceId ?? asked ?? randomUUID()
       if ((asked !== undefined && asked !== deviceId) || !isDeviceId(deviceId)) return refuse(reply, 403)
       const channels = auth?.channels ?? []
@@ -162,6 +167,7 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
       handshakes.delete(request)
       // The TCP socket lives on as the WebSocket's: drop the listener, or it would keep the request alive.
       request.raw.socket?.off('close', handshake.forget)
+      handshakeDone(request.raw.socket)
       const connection = new Connection(ctx, socket, handshake.deviceId, handshake.auth, handshake.channels)
       if (state.closing) connection.close(CloseCode.GOING_AWAY, 'server shutting down')
     }
