@@ -77,7 +77,28 @@ export interface ConnectionContext {
 
 const WS_OPEN = 1
 const TEXT = { binary: false }
-let serial = 0
+/** The initial `queue`: one settled promise shared by every connection. */
+const SETTLED: Promise<void> = Promise.resolve()
+/** The socket's back-reference to its Connection, read by the shared listeners below. */
+const kConnection = Symbol('fastify-realtime.connection')
+type OwnedSocket = WebSocket & { [kConnection]: Connection }
+
+function onMessage (this: WebSocket, data: RawData, isBinary: boolean): void {
+  (this as OwnedSocket)[kConnection].onMessage(data, isBinary)
+}
+
+function onPong (this: WebSocket): void {
+  (this as OwnedSocket)[kConnection].alive = true
+}
+
+function onClose (this: WebSocket, code: number, reason: Buffer): void {
+  (this as OwnedSocket)[kConnection].onClose(code, reason)
+}
+
+/** The Connection of a socket it owns, `undefined` for any other socket. */
+export function connectionOf (socket: WebSocket): Connection | undefined {
+  return (socket as Partial<OwnedSocket>)[kConnection]
+}
 
 export class Connection implements Member, RealtimeConnection {
   readonly id = randomUUID()
@@ -85,13 +106,12 @@ export class Connection implements Member, RealtimeConnection {
   readonly auth: unknown
   readonly channels = new Set<string>()
   readonly ctx: ConnectionContext
-  readonly log: FastifyBaseLogger
   /** Cleared by each heartbeat tick, set again by the pong. */
   alive = true
   /** Set once the socket has closed. */
   closed = false
   /** The tail of this connection's pending frames (see dispatch.ts); `queued` counts them. */
-  queue: Promise<void> = Promise.resolve()
+  queue: Promise<void> = SETTLED
   queued = 0
   /** Joins under way (counted against `maxChannelsPerConnection`). */
   joining = 0
@@ -99,7 +119,8 @@ export class Connection implements Member, RealtimeConnection {
   hooks: Promise<void> | undefined
   readonly #socket: WebSocket
   readonly #deviceTopic: string
-  readonly #limitKey: string
+  /** The logger child with this deviceId, created on first use (most connections never log). */
+  #log: FastifyBaseLogger | undefined
   /**
    * The TCP socket under ws, for writing prebuilt frames; undefined when an extension (permessage-deflate,
    * negotiated only if the app enabled it) must transform each frame, in which case ws.send() is used.
@@ -115,32 +136,41 @@ export class Connection implements Member, RealtimeConnection {
     this.deviceId = deviceId
     this.auth = auth
     this.#deviceTopic = DEVICE_TOPIC_PREFIX + deviceId
-    this.#limitKey = ctx.options.limiter?.perDevice === true ? deviceId : `c${++serial}`
     this.#raw = socket.extensions === '' ? (socket as unknown as { _socket: Socket })._socket : undefined
-    this.log = ctx.log.child({ deviceId })
     ctx.connections.add(this)
     ctx.metrics.connectionOpened()
     this.#openedAt = ctx.metrics.now()
-    socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
-    socket.on('pong', () => { this.alive = true })
-    socket.once('close', (code, reason) => this.#onClose(code, reason))
+    // Shared listeners (`this` is the socket), no closure per connection: the socket points back here.
+    ;(socket as OwnedSocket)[kConnection] = this
+    socket.on('message', onMessage)
+    socket.on('pong', onPong)
+    socket.on('close', onClose)
     // Subscribe to direct messages before the welcome, so a sendToDevice() made after it arrives.
-    ctx.registry.add(this.#deviceTopic, this).then(() => {
-      if (this.closed) {
-        ctx.registry.remove(this.#deviceTopic, this)
-        return
-      }
-      this.sendFrame(welcomeFrame(deviceId))
-      if (channels.length === 0) {
-        this.#connected()
-        return
-      }
-      Promise.all(channels.map((channel) => serverJoin(this, channel))).then(() => this.#connected(), (err: unknown) => {
-        this.log.warn({ err }, 'fastify-realtime: could not join the channels from authenticate, closing with 1013')
-        this.close(CloseCode.TRY_AGAIN_LATER, 'adapter unavailable')
-      })
-    }, (err: unknown) => {
+    ctx.registry.add(this.#deviceTopic, this).then(() => this.#open(channels), (err: unknown) => {
       this.log.warn({ err }, 'fastify-realtime: could not subscribe to direct messages, closing with 1013')
+      this.close(CloseCode.TRY_AGAIN_LATER, 'adapter unavailable')
+    })
+  }
+
+  /** This connection's logger: the plugin's, with the deviceId bound (created on first use). */
+  get log (): FastifyBaseLogger {
+    this.#log ??= this.ctx.log.child({ deviceId: this.deviceId })
+    return this.#log
+  }
+
+  /** Once subscribed to direct messages: the welcome, the channels from `authenticate`, then `onConnect`. */
+  #open (channels: readonly string[]): void {
+    if (this.closed) {
+      this.ctx.registry.remove(this.#deviceTopic, this)
+      return
+    }
+    this.sendFrame(welcomeFrame(this.deviceId))
+    if (channels.length === 0) {
+      this.#connected()
+      return
+    }
+    Promise.all(channels.map((channel) => serverJoin(this, channel))).then(() => this.#connected(), (err: unknown) => {
+      this.log.warn({ err }, 'fastify-realtime: could not join the channels from authenticate, closing with 1013')
       this.close(CloseCode.TRY_AGAIN_LATER, 'adapter unavailable')
     })
   }
@@ -240,7 +270,8 @@ export class Connection implements Member, RealtimeConnection {
     this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer')
   }
 
-  #onMessage (data: RawData, isBinary: boolean): void {
+  /** The socket's `message` event. */
+  onMessage (data: RawData, isBinary: boolean): void {
     if (this.closed) return
     if (isBinary) {
       this.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
@@ -260,7 +291,8 @@ export class Connection implements Member, RealtimeConnection {
       return
     }
     // Verdicts resolve in call order, so accepted frames keep their order.
-    limiter.check(this.#limitKey).then((verdict) => {
+    // The key: the deviceId for a shared budget, else this connection's id (no string kept for it).
+    limiter.check(limiter.perDevice ? this.deviceId : this.id).then((verdict) => {
       if (this.#socket.readyState !== WS_OPEN) return
       if (verdict === Verdict.ACCEPT) dispatch(this, text)
       else if (verdict === Verdict.REJECT) this.#rateLimited(text)
@@ -281,7 +313,8 @@ export class Connection implements Member, RealtimeConnection {
     this.close(CloseCode.POLICY_VIOLATION, 'rate limit exceeded')
   }
 
-  #onClose (code: number, reason: Buffer): void {
+  /** The socket's `close` event (once). */
+  onClose (code: number, reason: Buffer): void {
     this.closed = true
     const { registry, connections, options } = this.ctx
     connections.delete(this)
