@@ -79,6 +79,7 @@ const WS_OPEN = 1
 const TEXT = { binary: false }
 /** The initial `queue`: one settled promise shared by every connection. */
 const SETTLED: Promise<void> = Promise.resolve()
+let serial = 0
 /** The socket's back-reference to its Connection, read by the shared listeners below. */
 const kConnection = Symbol('fastify-realtime.connection')
 type OwnedSocket = WebSocket & { [kConnection]: Connection }
@@ -101,7 +102,6 @@ export function connectionOf (socket: WebSocket): Connection | undefined {
 }
 
 export class Connection implements Member, RealtimeConnection {
-  readonly id = randomUUID()
   readonly deviceId: string
   readonly auth: unknown
   readonly channels = new Set<string>()
@@ -121,6 +121,10 @@ export class Connection implements Member, RealtimeConnection {
   readonly #deviceTopic: string
   /** The logger child with this deviceId, created on first use (most connections never log). */
   #log: FastifyBaseLogger | undefined
+  /** `id`, made on first read: a UUID string costs ~0.5 KiB until flattened, and most connections never need it. */
+  #id: string | undefined
+  /** This connection's rate-limit key when budgets are per connection (a number: no string kept per connection). */
+  readonly #serial = ++serial
   /**
    * The TCP socket under ws, for writing prebuilt frames; undefined when an extension (permessage-deflate,
    * negotiated only if the app enabled it) must transform each frame, in which case ws.send() is used.
@@ -150,6 +154,12 @@ export class Connection implements Member, RealtimeConnection {
       this.log.warn({ err }, 'fastify-realtime: could not subscribe to direct messages, closing with 1013')
       this.close(CloseCode.TRY_AGAIN_LATER, 'adapter unavailable')
     })
+  }
+
+  /** Unique per connection (a UUID), also across nodes and reconnects. */
+  get id (): string {
+    this.#id ??= randomUUID()
+    return this.#id
   }
 
   /** This connection's logger: the plugin's, with the deviceId bound (created on first use). */
@@ -291,8 +301,7 @@ export class Connection implements Member, RealtimeConnection {
       return
     }
     // Verdicts resolve in call order, so accepted frames keep their order.
-    // The key: the deviceId for a shared budget, else this connection's id (no string kept for it).
-    limiter.check(limiter.perDevice ? this.deviceId : this.id).then((verdict) => {
+    limiter.check(limiter.perDevice ? this.deviceId : this.#serial).then((verdict) => {
       if (this.#socket.readyState !== WS_OPEN) return
       if (verdict === Verdict.ACCEPT) dispatch(this, text)
       else if (verdict === Verdict.REJECT) this.#rateLimited(text)

@@ -172,7 +172,7 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
       // The TCP socket lives on as the WebSocket's: drop the listener, or it would keep the request alive.
       const raw = request.raw.socket as RawSocket | null
       raw?.off('close', handshake.forget)
-      handshakeDone(raw ?? undefined)
+      handshakeDone(request.raw)
       const connection = new Connection(ctx, socket, handshake.deviceId, handshake.auth, handshake.channels)
       releaseRequest(socket, raw, ownWebsocket)
       if (state.closing) connection.close(CloseCode.GOING_AWAY, 'server shutting down')
