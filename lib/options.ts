@@ -64,9 +64,10 @@ export interface RealtimePluginOptions<A extends ActionMap = ActionMap, Auth ext
   closeTimeout?: number
   /**
    * Longest time in ms an upgrade may take, from the connection to the 101; past it the socket is closed (a client
-   * that sends half an upgrade request and then nothing). Bounds the headers with Node's `headersTimeout` (lowered to
-   * this for the whole HTTP server, since a request has no path before its headers are in; the server answers 408)
-   * and the rest (hooks, `authenticate`) with the socket's idle timeout. 0 disables. Default 10000.
+   * that sends half an upgrade request and then nothing), at most twice this after it connected. Bounds the headers
+   * with Node's `headersTimeout` and `connectionsCheckingInterval` (lowered to this for the whole HTTP server, since a
+   * request has no path before its headers are in; the server answers 408) and the rest (hooks, `authenticate`) with
+   * one timer per upgrade. 0 disables. Default 10000.
    */
   handshakeTimeout?: number
   /** Deepest array/object nesting accepted in a client frame; deeper gets `BAD_REQUEST`. Default 32. */

@@ -13,7 +13,7 @@ import { startServer } from './helpers/server.js'
 import { until } from './helpers/wait.js'
 
 const TIMEOUT = 400
-/** Upper bound of a close, far above TIMEOUT * 1.25 so that a loaded machine stays green. */
+/** Upper bound of a close, far above TIMEOUT * 2 so that a loaded machine stays green. */
 const BOUND = 15_000
 
 /** Opens a TCP connection to the server and writes `text`; resolves once written. */
