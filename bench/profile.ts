@@ -1,7 +1,7 @@
 /**
  * Summarises a V8 CPU profile of a target (written by `npm run bench -- --cpu-prof <dir>`): self time per
  * function, time by category (fan-out path, ws Sender, stream machinery, native write syscalls, GC, ...), and
- * the inclusive time of fastify-realtime's fan-out path: the per-topic handler (lib/channels.ts) and, since the
+ * the inclusive time of fastify-realtime's fan-out path: the per-topic fan-out (Topic.emit, lib/topic.ts) and, since the
  * frames are corked per tick, the deferred flush (lib/frame.ts). Only samples inside the
  * measured window are counted when a results file gives it (LoadResult.windowMonoUs, CLOCK_MONOTONIC µs,
  * the clock of the profile's timestamps).
@@ -35,6 +35,7 @@ function category (f: CallFrame): string {
     url.startsWith('node:internal/net')) return 'node stream/net JS (Writable.write, writeGeneric, cork)'
   if (url.startsWith('node:') || url === '') return 'other node internals / natives'
   if (url.includes('/lib/channels.ts')) return 'fastify-realtime lib/channels.ts'
+  if (url.includes('/lib/topic.ts')) return 'fastify-realtime lib/topic.ts'
   if (url.includes('/lib/connection.ts')) return 'fastify-realtime lib/connection.ts'
   if (url.includes('/lib/frame.ts')) return 'fastify-realtime lib/frame.ts'
   if (url.includes('/lib/') && !url.includes('node_modules')) return 'fastify-realtime lib/ (other)'
@@ -56,7 +57,7 @@ export interface ProfileSummary {
   busySamples: number
   top: Array<{ fn: string, selfPct: number, selfBusyPct: number }>
   categories: Array<{ category: string, pct: number, busyPct: number }>
-  /** The fan-out path: the per-topic handler of lib/channels.ts and the deferred flush of lib/frame.ts. */
+  /** The fan-out path: the per-topic fan-out of lib/topic.ts and the deferred flush of lib/frame.ts. */
   fanOut: { inclusiveBusyPct: number, breakdown: Array<{ category: string, busyPct: number }> }
   handler: { inclusiveBusyPct: number }
   flush: { inclusiveBusyPct: number }
@@ -72,9 +73,8 @@ export function summarizeProfile (file: string, window?: [number, number], topN 
     byId.set(n.id, n)
     for (const c of n.children ?? []) parent.set(c, n.id)
   }
-  // Under tsx the module is one line and the per-topic arrow function is anonymous: the only anonymous
-  // function of lib/channels.ts is that handler.
-  const isFanOut = (f: CallFrame): boolean => f.url.includes('/lib/channels.ts') && (f.functionName === 'handler' || f.functionName === '')
+  // The per-topic fan-out: Topic.emit (lib/topic.ts), called by the topic's handler or its stream follower.
+  const isFanOut = (f: CallFrame): boolean => f.url.includes('/lib/topic.ts') && f.functionName === 'emit'
   // Deferred writes (lib/frame.ts, when present): frames corked during the tick are flushed from setImmediate,
   // outside the handler's stack; they are part of the fan-out path too.
   const isFlush = (f: CallFrame): boolean => f.url.includes('/lib/frame.ts') && f.functionName === 'flush'
@@ -169,7 +169,7 @@ function print (s: ProfileSummary): void {
   lines.push('By category (self time):')
   for (const c of s.categories) lines.push(`  ${f(c.pct)} % ${f(c.busyPct)} %  ${c.category}`)
   lines.push('')
-  lines.push(`Inclusive, of non-idle: fan-out path ${s.fanOut.inclusiveBusyPct.toFixed(1)} % = handler (lib/channels.ts) ` +
+  lines.push(`Inclusive, of non-idle: fan-out path ${s.fanOut.inclusiveBusyPct.toFixed(1)} % = Topic.emit (lib/topic.ts) ` +
     `${s.handler.inclusiveBusyPct.toFixed(1)} % + deferred flush (lib/frame.ts) ${s.flush.inclusiveBusyPct.toFixed(1)} %; ` +
     `Connection.deliver ${s.deliver.inclusiveBusyPct.toFixed(1)} %, Connection#onMessage ${s.onMessage.inclusiveBusyPct.toFixed(1)} %`)
   lines.push('Inside the fan-out path, by category (of non-idle):')

@@ -8,90 +8,59 @@ import { once } from 'node:events'
 import type { Socket } from 'node:net'
 import type { WebSocket, RawData } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
-import { serverMessage, type ActionPayload } from './actions.js'
-import type { ChannelRegistry, Member } from './channels.js'
+import type { ConnectionContext, RealtimeConnection } from './connection-types.js'
+import { serverMessage } from './actions.js'
+import type { Member } from './channels.js'
 import { applyControl } from './control.js'
 import type { ControlCommand } from './envelope.js'
 import { FST_REALTIME_INVALID_CHANNEL } from './errors.js'
-import type { RegisteredActions } from './index.js'
-import type { RealtimeAdapter } from './adapters/adapter.js'
 import { CloseCode, DEVICE_TOPIC_PREFIX } from './constants.js'
-import type { Counters, Inflight } from './counters.js'
-import { dispatch } from './dispatch.js'
+import { dispatch, SETTLED } from './dispatch.js'
 import { writeCorked } from './frame.js'
-import type { Metrics } from './metrics.js'
 import { runHook } from './hooks.js'
 import { leaveAll, serverJoin, serverLeave } from './membership.js'
-import type { ResolvedOptions } from './options.js'
 import { Verdict } from './rate-limit.js'
 import {
   type RequestId, type ValidationDetail, type WireErrorCode, errorFrame, isChannelName, parseClientFrame, welcomeFrame
 } from './protocol.js'
 
-/**
- * The view of a connection given to hooks (`onConnect`, `onJoin`, ...), `authorize*` callbacks, action handlers and
- * `app.realtime.connections()`. `Auth` is what `authenticate` returns.
- */
-export interface RealtimeConnection<Auth = unknown> {
-  /** Unique per connection (a UUID), also across nodes and reconnects. */
-  readonly id: string
-  /** The deviceId of this connection (given by the client, by `authenticate`, or assigned). */
-  readonly deviceId: string
-  /** What `authenticate` returned for this connection, or `undefined` without `authenticate`. */
-  readonly auth: Auth
-  /** Channels this connection has joined. */
-  readonly channels: ReadonlySet<string>
-  /**
-   * Sends `action` with `payload` to this socket only, as a message frame without `channel` and with `from: null`
-   * (like `sendToDevice`). Dropped when the socket is no longer open.
-   * @throws FST_REALTIME_UNKNOWN_ACTION, FST_REALTIME_VALIDATION_FAILED (with `details`)
-   */
-  send: <K extends keyof RegisteredActions & string>(action: K, payload: ActionPayload<RegisteredActions, K>) => void
-  /**
-   * Joins this connection (only) to `channel`, server-side: no `authorizeJoin`, no channel limit; the client gets
-   * an unsolicited `{"type":"joined","channel"}`. Resolves once the subscription is active (at once when already
-   * joined or closed). Rejects with FST_REALTIME_INVALID_CHANNEL or the adapter's error (FST_REALTIME_UNAVAILABLE).
-   */
-  join: (channel: string) => Promise<void>
-  /**
-   * Removes this connection (only) from `channel`; the client gets an unsolicited `{"type":"left","channel"}` (nothing
-   * when it was not joined). Rejects with FST_REALTIME_INVALID_CHANNEL.
-   */
-  leave: (channel: string) => Promise<void>
-  /** Closes the connection with a close code (default 1000) and a reason of at most 123 bytes. */
-  close: (code?: number, reason?: string) => void
-}
-
-/** What every connection of one plugin instance shares. */
-export interface ConnectionContext {
-  adapter: RealtimeAdapter
-  registry: ChannelRegistry
-  options: ResolvedOptions
-  log: FastifyBaseLogger
-  connections: Set<Connection>
-  counters: Counters
-  inflight: Inflight
-  /** Prometheus metrics, or `NO_METRICS` (every method a no-op) when the `metrics` option is off. */
-  metrics: Metrics
-}
+export type { ConnectionContext, RealtimeConnection } from './connection-types.js'
 
 const WS_OPEN = 1
 const TEXT = { binary: false }
 let serial = 0
+/** The socket's back-reference to its Connection, read by the shared listeners below. */
+const kConnection = Symbol('fastify-realtime.connection')
+type OwnedSocket = WebSocket & { [kConnection]: Connection }
+
+function onMessage (this: WebSocket, data: RawData, isBinary: boolean): void {
+  (this as OwnedSocket)[kConnection].onMessage(data, isBinary)
+}
+
+function onPong (this: WebSocket): void {
+  (this as OwnedSocket)[kConnection].alive = true
+}
+
+function onClose (this: WebSocket, code: number, reason: Buffer): void {
+  (this as OwnedSocket)[kConnection].onClose(code, reason)
+}
+
+/** The Connection of a socket it owns, `undefined` for any other socket. */
+export function connectionOf (socket: WebSocket): Connection | undefined {
+  return (socket as Partial<OwnedSocket>)[kConnection]
+}
 
 export class Connection implements Member, RealtimeConnection {
-  readonly id = randomUUID()
   readonly deviceId: string
   readonly auth: unknown
   readonly channels = new Set<string>()
   readonly ctx: ConnectionContext
-  readonly log: FastifyBaseLogger
   /** Cleared by each heartbeat tick, set again by the pong. */
   alive = true
   /** Set once the socket has closed. */
   closed = false
   /** The tail of this connection's pending frames (see dispatch.ts); `queued` counts them. */
-  queue: Promise<void> = Promise.resolve()
+  queue: Promise<void> = SETTLED
   queued = 0
   /** Joins under way (counted against `maxChannelsPerConnection`). */
   joining = 0
@@ -99,7 +68,12 @@ export class Connection implements Member, RealtimeConnection {
   hooks: Promise<void> | undefined
   readonly #socket: WebSocket
   readonly #deviceTopic: string
-  readonly #limitKey: string
+  /** The logger child with this deviceId, created on first use (most connections never log). */
+  #log: FastifyBaseLogger | undefined
+  /** `id`, made on first read: a UUID string costs ~0.5 KiB until flattened, and most connections never need it. */
+  #id: string | undefined
+  /** This connection's rate-limit key when budgets are per connection (a number: no string kept per connection). */
+  readonly #serial = ++serial
   /**
    * The TCP socket under ws, for writing prebuilt frames; undefined when an extension (permessage-deflate,
    * negotiated only if the app enabled it) must transform each frame, in which case ws.send() is used.
@@ -115,32 +89,47 @@ export class Connection implements Member, RealtimeConnection {
     this.deviceId = deviceId
     this.auth = auth
     this.#deviceTopic = DEVICE_TOPIC_PREFIX + deviceId
-    this.#limitKey = ctx.options.limiter?.perDevice === true ? deviceId : `c${++serial}`
     this.#raw = socket.extensions === '' ? (socket as unknown as { _socket: Socket })._socket : undefined
-    this.log = ctx.log.child({ deviceId })
     ctx.connections.add(this)
     ctx.metrics.connectionOpened()
     this.#openedAt = ctx.metrics.now()
-    socket.on('message', (data, isBinary) => this.#onMessage(data, isBinary))
-    socket.on('pong', () => { this.alive = true })
-    socket.once('close', (code, reason) => this.#onClose(code, reason))
+    // Shared listeners (`this` is the socket), no closure per connection: the socket points back here.
+    ;(socket as OwnedSocket)[kConnection] = this
+    socket.on('message', onMessage)
+    socket.on('pong', onPong)
+    socket.on('close', onClose)
     // Subscribe to direct messages before the welcome, so a sendToDevice() made after it arrives.
-    ctx.registry.add(this.#deviceTopic, this).then(() => {
-      if (this.closed) {
-        ctx.registry.remove(this.#deviceTopic, this)
-        return
-      }
-      this.sendFrame(welcomeFrame(deviceId))
-      if (channels.length === 0) {
-        this.#connected()
-        return
-      }
-      Promise.all(channels.map((channel) => serverJoin(this, channel))).then(() => this.#connected(), (err: unknown) => {
-        this.log.warn({ err }, 'fastify-realtime: could not join the channels from authenticate, closing with 1013')
-        this.close(CloseCode.TRY_AGAIN_LATER, 'adapter unavailable')
-      })
-    }, (err: unknown) => {
+    ctx.registry.add(this.#deviceTopic, this).then(() => this.#open(channels), (err: unknown) => {
       this.log.warn({ err }, 'fastify-realtime: could not subscribe to direct messages, closing with 1013')
+      this.close(CloseCode.TRY_AGAIN_LATER, 'adapter unavailable')
+    })
+  }
+
+  /** Unique per connection (a UUID), also across nodes and reconnects. */
+  get id (): string {
+    this.#id ??= randomUUID()
+    return this.#id
+  }
+
+  /** This connection's logger: the plugin's, with the deviceId bound (created on first use). */
+  get log (): FastifyBaseLogger {
+    this.#log ??= this.ctx.log.child({ deviceId: this.deviceId })
+    return this.#log
+  }
+
+  /** Once subscribed to direct messages: the welcome, the channels from `authenticate`, then `onConnect`. */
+  #open (channels: readonly string[]): void {
+    if (this.closed) {
+      this.ctx.registry.remove(this.#deviceTopic, this)
+      return
+    }
+    this.sendFrame(welcomeFrame(this.deviceId))
+    if (channels.length === 0) {
+      this.#connected()
+      return
+    }
+    Promise.all(channels.map((channel) => serverJoin(this, channel))).then(() => this.#connected(), (err: unknown) => {
+      this.log.warn({ err }, 'fastify-realtime: could not join the channels from authenticate, closing with 1013')
       this.close(CloseCode.TRY_AGAIN_LATER, 'adapter unavailable')
     })
   }
@@ -240,7 +229,8 @@ export class Connection implements Member, RealtimeConnection {
     this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer')
   }
 
-  #onMessage (data: RawData, isBinary: boolean): void {
+  /** The socket's `message` event. */
+  onMessage (data: RawData, isBinary: boolean): void {
     if (this.closed) return
     if (isBinary) {
       this.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
@@ -260,7 +250,7 @@ export class Connection implements Member, RealtimeConnection {
       return
     }
     // Verdicts resolve in call order, so accepted frames keep their order.
-    limiter.check(this.#limitKey).then((verdict) => {
+    limiter.check(limiter.perDevice ? this.deviceId : this.#serial).then((verdict) => {
       if (this.#socket.readyState !== WS_OPEN) return
       if (verdict === Verdict.ACCEPT) dispatch(this, text)
       else if (verdict === Verdict.REJECT) this.#rateLimited(text)
@@ -281,7 +271,8 @@ export class Connection implements Member, RealtimeConnection {
     this.close(CloseCode.POLICY_VIOLATION, 'rate limit exceeded')
   }
 
-  #onClose (code: number, reason: Buffer): void {
+  /** The socket's `close` event (once). */
+  onClose (code: number, reason: Buffer): void {
     this.closed = true
     const { registry, connections, options } = this.ctx
     connections.delete(this)

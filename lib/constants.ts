@@ -40,6 +40,8 @@ export const DEFAULT_MAX_CHANNELS_PER_CONNECTION = 100
 export const DEFAULT_HEARTBEAT_INTERVAL = 30_000
 /** Default time given to a close handshake before the socket is destroyed, in ms. */
 export const DEFAULT_CLOSE_TIMEOUT = 1000
+/** Default longest time an upgrade may take, from the TCP connection to the 101, in ms. */
+export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000
 /** Default deepest nesting of arrays/objects accepted in a client frame. */
 export const DEFAULT_MAX_DEPTH = 32
 /** Default longest wait for the backend when subscribing while it is unreachable, in ms. */

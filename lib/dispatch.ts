@@ -15,6 +15,9 @@ import {
   type ActionFrame, type ClientFrame, ackFrame, messageFrame, parseClientFrame, payloadErrors
 } from './protocol.js'
 
+/** The `queue` of a connection with no frame pending: one settled promise shared by every connection. */
+export const SETTLED: Promise<void> = Promise.resolve()
+
 /** Handles one text frame of `connection` (already rate-limited). Never throws. */
 export function dispatch (connection: Connection, text: string): void {
   const { options, metrics } = connection.ctx
@@ -58,7 +61,10 @@ function track (connection: Connection, pending: Promise<void>, frame: ClientFra
   connection.queued++
   connection.queue = pending
     .catch((err: unknown) => connection.internal(err, frame.id))
-    .finally(() => { connection.queued-- })
+    .finally(() => {
+      // Nothing queued behind it: drop the settled chain (a shared settled promise takes its place).
+      if (--connection.queued === 0) connection.queue = SETTLED
+    })
 }
 
 /**

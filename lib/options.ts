@@ -12,7 +12,7 @@ import { resolveAsyncApiOptions, type AsyncApiOptions, type ResolvedAsyncApiOpti
 import { memoryAdapter } from './adapters/memory.js'
 import type { RealtimeConnection } from './connection.js'
 import {
-  DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDLER_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_CHANNELS_PER_CONNECTION, DEFAULT_MAX_DEPTH,
+  DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDLER_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_CHANNELS_PER_CONNECTION, DEFAULT_MAX_DEPTH,
   DEFAULT_MAX_PAYLOAD, DEFAULT_PATH
 } from './constants.js'
 import { FST_REALTIME_INVALID_OPTION } from './errors.js'
@@ -62,6 +62,14 @@ export interface RealtimePluginOptions<A extends ActionMap = ActionMap, Auth ext
   heartbeatInterval?: number
   /** Time in ms a close handshake may take before the socket is destroyed. Default 1000. */
   closeTimeout?: number
+  /**
+   * Longest time in ms an upgrade may take, from the connection to the 101; past it the socket is closed (a client
+   * that sends half an upgrade request and then nothing), at most twice this after it connected. Bounds the headers
+   * with Node's `headersTimeout` and `connectionsCheckingInterval` (lowered to this for the whole HTTP server, since a
+   * request has no path before its headers are in; the server answers 408) and the rest (hooks, `authenticate`) with
+   * one timer per upgrade. 0 disables. Default 10000.
+   */
+  handshakeTimeout?: number
   /** Deepest array/object nesting accepted in a client frame; deeper gets `BAD_REQUEST`. Default 32. */
   maxDepth?: number
   /**
@@ -162,6 +170,7 @@ const OPTION_NAMES: { readonly [K in keyof Required<RealtimePluginOptions>]: tru
   maxChannelsPerConnection: true,
   heartbeatInterval: true,
   closeTimeout: true,
+  handshakeTimeout: true,
   maxDepth: true,
   authorizePublish: true,
   maxBufferedBytes: true,
@@ -211,6 +220,7 @@ export interface ResolvedOptions {
   maxChannelsPerConnection: number
   heartbeatInterval: number
   closeTimeout: number
+  handshakeTimeout: number
   maxDepth: number
   authorizePublish: RealtimePluginOptions<ActionMap, any>['authorizePublish']
   handlerTimeout: number
@@ -252,6 +262,7 @@ export function resolveOptions (opts: RealtimePluginOptions<any, any>): Resolved
     maxChannelsPerConnection: integerOption(opts.maxChannelsPerConnection, DEFAULT_MAX_CHANNELS_PER_CONNECTION, 'maxChannelsPerConnection', 1),
     heartbeatInterval: integerOption(opts.heartbeatInterval, DEFAULT_HEARTBEAT_INTERVAL, 'heartbeatInterval', 0),
     closeTimeout: integerOption(opts.closeTimeout, DEFAULT_CLOSE_TIMEOUT, 'closeTimeout', 1),
+    handshakeTimeout: integerOption(opts.handshakeTimeout, DEFAULT_HANDSHAKE_TIMEOUT, 'handshakeTimeout (ms)', 0),
     maxDepth: integerOption(opts.maxDepth, DEFAULT_MAX_DEPTH, 'maxDepth', 1),
     authorizePublish: optionalFunction(opts.authorizePublish, 'authorizePublish'),
     handlerTimeout: integerOption(opts.handlerTimeout, DEFAULT_HANDLER_TIMEOUT, 'handlerTimeout (ms)', 1),

@@ -4,16 +4,20 @@
  * preClose, the metrics and the adapter released in onClose).
  */
 import { randomUUID } from 'node:crypto'
+import type { ServerResponse } from 'node:http'
+import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify'
 import fp from 'fastify-plugin'
 import websocket from '@fastify/websocket'
 import Type from 'typebox'
+import type { WebSocket } from 'ws'
 import { ChannelRegistry } from './channels.js'
-import { Connection, type ConnectionContext } from './connection.js'
+import { Connection, connectionOf, type ConnectionContext } from './connection.js'
 import { CHANNEL_TOPIC_PREFIX, CloseCode } from './constants.js'
 import { publishDiff } from './presence.js'
 import { createCounters, Inflight } from './counters.js'
 import { FST_REALTIME_ALREADY_REGISTERED } from './errors.js'
+import { boundHandshakes, handshakeDone } from './handshake-timeout.js'
 import { createMetrics, NO_METRICS } from './metrics.js'
 import { resolveOptions, type RealtimePluginOptions } from './options.js'
 import { DeviceId, isChannelName, isDeviceId } from './protocol.js'
@@ -84,7 +88,8 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
   /** Upgrades past the checks whose socket is not a connection yet; they count against maxConnections. */
   const handshakes = new Map<FastifyRequest, Handshake>()
 
-  if (!fastify.hasDecorator('websocketServer')) {
+  const ownWebsocket = !fastify.hasDecorator('websocketServer')
+  if (ownWebsocket) {
     // closeTimeout (ws >= 8.18) bounds each close handshake; @types/ws does not list it yet.
     const wsOptions = {
       maxPayload: options.maxPayload,
@@ -105,6 +110,8 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
       }
     })
   }
+
+  boundHandshakes(fastify.server, options.handshakeTimeout)
 
   const realtimeApi = createRealtime(ctx, state)
   live.api = realtimeApi
@@ -140,6 +147,8 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
           return (err as { statusCode?: number }).statusCode === 403 ? refuse(reply, 403) : refuse(reply, 401)
         }
       }
+      // Closed meanwhile (handshakeTimeout, or the client left): no upgrade will follow, nothing to keep.
+      if (request.raw.socket?.destroyed === true) return refuse(reply, 503, 'Handshake abandoned')
       const deviceId = auth?.deviceId ?? asked ?? randomUUID()
       if ((asked !== undefined && asked !== deviceId) || !isDeviceId(deviceId)) return refuse(reply, 403)
       const channels = auth?.channels ?? []
@@ -161,8 +170,11 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
       const handshake = handshakes.get(request)!
       handshakes.delete(request)
       // The TCP socket lives on as the WebSocket's: drop the listener, or it would keep the request alive.
-      request.raw.socket?.off('close', handshake.forget)
+      const raw = request.raw.socket as RawSocket | null
+      raw?.off('close', handshake.forget)
+      handshakeDone(request.raw)
       const connection = new Connection(ctx, socket, handshake.deviceId, handshake.auth, handshake.channels)
+      releaseRequest(socket, raw, ownWebsocket)
       if (state.closing) connection.close(CloseCode.GOING_AWAY, 'server shutting down')
     }
   })
@@ -216,6 +228,28 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
     await adapter.close()
     state.closed = true
   })
+}
+
+/** The TCP socket of an upgrade; `_httpMessage` is Node's link to the ServerResponse @fastify/websocket assigned. */
+type RawSocket = Socket & { _httpMessage?: ServerResponse | null }
+
+/**
+ * Drops what would keep the Fastify request and reply (and Node's request and response) alive for the life of the
+ * WebSocket: Node's socket-to-response link, and, when the plugin registered @fastify/websocket itself, the error
+ * listener it adds (a closure over request and reply, which only logs through our errorHandler) for a shared one.
+ */
+function releaseRequest (socket: WebSocket, raw: RawSocket | null, ownWebsocket: boolean): void {
+  const response = raw?._httpMessage
+  if (response != null) response.detachSocket(raw!)
+  if (!ownWebsocket) return
+  const listeners = socket.listeners('error')
+  // @fastify/websocket adds its listener right before calling wsHandler: the last one.
+  socket.off('error', listeners[listeners.length - 1] as (...args: unknown[]) => void)
+  socket.on('error', onSocketError)
+}
+
+function onSocketError (this: WebSocket, err: Error): void {
+  connectionOf(this)?.log.debug({ err }, 'fastify-realtime: websocket error')
 }
 
 const REASONS: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 500: 'Internal Server Error', 503: 'Service Unavailable' }

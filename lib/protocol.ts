@@ -254,9 +254,12 @@ export function errorFrame<C extends string = WireErrorCode, D = ValidationDetai
   return frame
 }
 
-/** Serialises the first frame of every connection. */
+/**
+ * Serialises the first frame of every connection, `{"type":"welcome","deviceId":...}`, from constant parts: a
+ * deviceId (DEVICE_ID_PATTERN, checked before the upgrade) has no character JSON escapes.
+ */
 export function welcomeFrame (deviceId: string): string {
-  return JSON.stringify({ type: 'welcome', deviceId })
+  return '{"type":"welcome","deviceId":"' + deviceId + '"}'
 }
 
 /** Serialises a `joined` or `left` reply; the id is echoed when the request had one. */

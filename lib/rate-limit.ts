@@ -29,7 +29,7 @@ export type Verdict = typeof Verdict[keyof typeof Verdict]
 export interface FrameLimiter {
   /** Whether keys are deviceIds (shared budget) rather than connection ids. */
   readonly perDevice: boolean
-  check: (key: string) => Promise<Verdict>
+  check: (key: string | number) => Promise<Verdict>
 }
 
 /** Builds the limiter, or `undefined` when `options` is `false`. @throws FST_REALTIME_INVALID_OPTION */

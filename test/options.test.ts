@@ -24,6 +24,8 @@ const invalid: Array<[string, Record<string, unknown>]> = [
   ['maxChannelsPerConnection string', { maxChannelsPerConnection: '10' }],
   ['heartbeatInterval negative', { heartbeatInterval: -1 }],
   ['closeTimeout zero', { closeTimeout: 0 }],
+  ['handshakeTimeout negative', { handshakeTimeout: -1 }],
+  ['handshakeTimeout fractional', { handshakeTimeout: 2.5 }],
   ['maxDepth zero', { maxDepth: 0 }],
   ['rateLimit not an object', { rateLimit: 5 }],
   ['rateLimit.max zero', { rateLimit: { max: 0 } }],

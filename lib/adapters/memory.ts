@@ -3,6 +3,7 @@
  */
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import type { MessageHandler, RealtimeAdapter } from './adapter.js'
+import type { StreamPosition } from './history.js'
 import { DEFAULT_HISTORY_META_TTL } from '../constants.js'
 import { FST_REALTIME_ADAPTER_CLOSED } from '../errors.js'
 import { integerOption } from '../option-checks.js'
@@ -31,18 +32,17 @@ export interface MemoryAdapterOptions {
  */
 export function memoryAdapter (options: MemoryAdapterOptions = {}): RealtimeAdapter {
   const metaTtl = integerOption(options.historyMetaTtl, DEFAULT_HISTORY_META_TTL, 'memoryAdapter historyMetaTtl (ms)', 1)
-  const topics = new Map<string, Set<MessageHandler>>()
+  // A topic's handler, or a Set of them when there are several: most topics (a deviceId's) have one subscriber.
+  const topics = new Map<string, MessageHandler | Set<MessageHandler>>()
   let closed = false
   let log: FastifyBaseLogger | undefined
   const isClosed = (): boolean => closed
+  const deliver = (topic: string, message: string, position: StreamPosition | undefined): void => {
+    const handlers = topics.get(topic)
+    if (handlers !== undefined) callHandlers(handlers, message, position, log)
+  }
 
-  const history = memoryHistory({
-    closed: isClosed,
-    deliver (topic, message, position) {
-      const handlers = topics.get(topic)
-      if (handlers !== undefined) callHandlers(handlers, message, position, log)
-    }
-  }, metaTtl)
+  const history = memoryHistory({ closed: isClosed, deliver }, metaTtl)
   const presence = memoryPresence(isClosed, () => log)
 
   return {
@@ -54,23 +54,24 @@ export function memoryAdapter (options: MemoryAdapterOptions = {}): RealtimeAdap
     },
     async subscribe (topic, handler) {
       if (closed) throw new FST_REALTIME_ADAPTER_CLOSED()
-      let handlers = topics.get(topic)
-      if (handlers === undefined) {
-        handlers = new Set()
-        topics.set(topic, handlers)
-      }
-      handlers.add(handler)
+      const handlers = topics.get(topic)
+      if (handlers === undefined) topics.set(topic, handler)
+      else if (typeof handlers !== 'function') handlers.add(handler)
+      else if (handlers !== handler) topics.set(topic, new Set([handlers, handler]))
     },
     async unsubscribe (topic, handler) {
       const handlers = topics.get(topic)
       if (handlers === undefined) return
+      if (typeof handlers === 'function') {
+        if (handlers === handler) topics.delete(topic)
+        return
+      }
       handlers.delete(handler)
       if (handlers.size === 0) topics.delete(topic)
     },
     async publish (topic, message) {
       if (closed) throw new FST_REALTIME_ADAPTER_CLOSED()
-      const handlers = topics.get(topic)
-      if (handlers !== undefined) callHandlers(handlers, message, undefined, log)
+      deliver(topic, message, undefined)
     },
     async close () {
       if (closed) return
