@@ -14,7 +14,8 @@ import { parseMetrics, sample } from './helpers/prometheus.js'
 
 t.test('fastify-metrics serves the realtime series from its own registry, and they are gone after close', async (t) => {
   const app = Fastify()
-  await app.register(fastifyMetrics, { endpoint: '/metrics', defaultMetrics: { enabled: false } })
+  // fastify-metrics is CommonJS with `exports.default`: from ESM its plugin is the module's `default` property.
+  await app.register(fastifyMetrics.default, { endpoint: '/metrics', defaultMetrics: { enabled: false } })
   await app.register(realtimePlugin, {
     actions: { 'chat.message': Type.Object({ text: Type.String() }) },
     heartbeatInterval: 0,
