@@ -7,6 +7,8 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { once } from 'node:events'
 import { Redis } from 'ioredis'
 import fastifyRedis from '@fastify/redis'
+import { redisClusterAdapter } from './redis-cluster.js'
+import { checkClusterOptions } from './redis-cluster-options.js'
 import type { MessageHandler, RealtimeAdapter } from './adapter.js'
 import { deliverEnvelope, plainEnvelope } from './redis-envelope.js'
 import { redisHistory } from './redis-history.js'
@@ -37,7 +39,16 @@ interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
  * subscribers get the position out of band) and `presence` (redis-presence.ts: per-node heartbeat, dead nodes swept
  * within `presenceTimeout`). `close()` removes this node's presence members before anything else.
  *
- * @throws FST_REALTIME_INVALID_OPTION at creation when both `url` and `client` are given, when `subscribeTimeout`,
+ * With `cluster`, the adapter is the Redis Cluster one (`redis-cluster.ts`): SSUBSCRIBE/SPUBLISH on the shard
+ * owning each topic's slot, the same reference counting and outage rules per shard (a publish to a shard that is
+ * down answers FST_REALTIME_UNAVAILABLE at once, `status()` is `reconnecting` while any shard is down), and order
+ * kept per topic (not across topics on different shards). History and presence are not yet offered on a cluster.
+ *
+ * @throws FST_REALTIME_INVALID_OPTION at creation when `cluster` comes with `url` or `client`, is not a Cluster
+ *   built with `shardedSubscribers: true` (or an array of `{ host, port }`), has a `keyPrefix`, or `prefix` has
+ *   `{`/`}`, and at register time when a cluster master runs Redis < 7.0 (FST_REALTIME_UNAVAILABLE when the
+ *   cluster cannot be reached);
+ *   FST_REALTIME_INVALID_OPTION at creation when both `url` and `client` are given, when `subscribeTimeout`,
  *   `historyMetaTtl` are not integers >= 1 or `presenceTimeout` not an integer >= 5, and at register time
  *   when neither is and `@fastify/redis` is not registered; FST_REALTIME_UNAVAILABLE at register time when `url`
  *   cannot be reached (fail fast instead of a plugin timeout).
@@ -53,6 +64,13 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
   }
   if (options.url !== undefined && (typeof options.url !== 'string' || !REDIS_URL.test(options.url))) {
     throw new FST_REALTIME_INVALID_OPTION(`redisAdapter url must be a redis:// or rediss:// URL, got ${JSON.stringify(options.url)}`)
+  }
+  if (options.cluster !== undefined) {
+    if (options.url !== undefined || options.client !== undefined) {
+      throw new FST_REALTIME_INVALID_OPTION('redisAdapter accepts cluster alone: drop url and client (the cluster carries publishing and subscribing)')
+    }
+    checkClusterOptions(options.cluster, prefix)
+    return redisClusterAdapter({ cluster: options.cluster, prefix, subscribeTimeout })
   }
 
   const topics = new Map<string, TopicEntry>()
