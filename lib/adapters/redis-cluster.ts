@@ -6,9 +6,11 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { once } from 'node:events'
 import { Cluster, type Redis } from 'ioredis'
-import type { MessageHandler, RealtimeAdapter } from './adapter.js'
+import type { RealtimeAdapter } from './adapter.js'
 import { deliverEnvelope, plainEnvelope } from './redis-envelope.js'
 import { clusterShards, type ClusterShards } from './redis-cluster-shards.js'
+import { shardProber, type ShardProber } from './redis-cluster-probe.js'
+import { topicRefs } from './topic-refs.js'
 import { describeNodes, versionProblem, type RedisClusterNode } from './redis-cluster-options.js'
 import { FST_REALTIME_ADAPTER_CLOSED, FST_REALTIME_INVALID_OPTION, FST_REALTIME_UNAVAILABLE } from '../errors.js'
 
@@ -18,8 +20,6 @@ export interface RedisClusterAdapterOptions {
   prefix: string
   subscribeTimeout: number
 }
-
-interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
 
 /**
  * Creates the Redis Cluster adapter (see `redisAdapter({ cluster })` for the contract). Channels are
@@ -31,9 +31,9 @@ interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
 export function redisClusterAdapter (options: RedisClusterAdapterOptions): RealtimeAdapter {
   const { prefix, subscribeTimeout } = options
   const owned = Array.isArray(options.cluster)
-  const topics = new Map<string, TopicEntry>()
   let cluster: Cluster | undefined = owned ? undefined : options.cluster as Cluster
   let shards: ClusterShards | undefined
+  let prober: ShardProber | undefined
   let log: FastifyBaseLogger | undefined
   let closed = false
   let clusterDown = false
@@ -41,9 +41,9 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
   const channel = (topic: string): string => `${prefix}{${topic}}`
 
   function onMessage (key: string, message: string): void {
-    const entry = topics.get(key)
-    if (entry !== undefined) deliverEnvelope(entry.handlers, message, key, log)
-    else shards?.onMessage(key, message)
+    const handlers = topics.handlers(key)
+    if (handlers !== undefined) deliverEnvelope(handlers, message, key, log)
+    else prober?.onMessage(key, message)
   }
   // ioredis events: a connection of a node ended or failed. The first one marks the shard down; the rest of the
   // storm changes nothing (the shard is already down) and is not logged.
@@ -52,7 +52,7 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
   }
   const onNodeError = (err: Error, key: string): void => { shards?.markDown(key, err) }
   const onError = (): void => {} // keyless duplicates of nodeError (subscriber connect failures), or all nodes failed
-  const onRefresh = (): void => { shards?.refresh() }
+  const onRefresh = (): void => { prober?.onRefresh() }
   const onReconnecting = (): void => {
     if (closed || clusterDown) return
     clusterDown = true
@@ -62,7 +62,7 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
     if (!clusterDown) return
     clusterDown = false
     log?.info('fastify-realtime: Redis Cluster reachable again')
-    shards?.refresh()
+    prober?.onRefresh()
   }
 
   function listen (c: Cluster): void {
@@ -128,6 +128,9 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
     await within(c.sunsubscribe(key), subscribeTimeout, `SUNSUBSCRIBE ${key}`).catch(() => {})
   }
 
+  // One SSUBSCRIBE per channel per node while it has local handlers.
+  const topics = topicRefs({ subscribe: subscribeKey, release, closed: () => closed })
+
   return {
     async init (fastify: FastifyInstance) {
       log = fastify.log
@@ -170,12 +173,14 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
         if (owned) c.disconnect()
         throw new FST_REALTIME_INVALID_OPTION(`redisAdapter cluster: ${problems.join('; ')}`)
       }
-      shards = clusterShards(c, prefix, () => log)
-      shards.refresh()
+      shards = clusterShards(c, () => log)
+      prober = shardProber(c, shards, prefix, () => topics.keys())
+      prober.onRefresh()
       // ready() means ready: a probe went through every shard (publish path and our subscriber connection).
       if (!(await shards.whenAllUp(subscribeTimeout))) {
         const down = shards.downShards().join(', ')
-        await shards.stop(!owned)
+        shards.stop()
+        await prober.stop(!owned)
         unlisten(c)
         if (owned) c.disconnect()
         throw new FST_REALTIME_UNAVAILABLE(`the Redis Cluster shards ${down} did not answer a probe within ${subscribeTimeout} ms`)
@@ -189,37 +194,13 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
 
     async subscribe (topic, handler) {
       if (closed) throw new FST_REALTIME_ADAPTER_CLOSED()
-      const key = channel(topic)
-      let entry = topics.get(key)
-      if (entry === undefined) {
-        entry = { handlers: new Set(), ready: subscribeKey(key) }
-        topics.set(key, entry)
-      }
-      entry.handlers.add(handler)
-      try {
-        await entry.ready
-      } catch (err) {
-        entry.handlers.delete(handler)
-        if (entry.handlers.size === 0 && topics.get(key) === entry) {
-          topics.delete(key)
-          // ioredis keeps every SSUBSCRIBEd channel to subscribe it again after a topology change: drop it.
-          release(key).catch(() => {})
-        }
-        throw err
-      }
+      await topics.add(channel(topic), handler)
     },
 
     async unsubscribe (topic, handler) {
-      const key = channel(topic)
-      const entry = topics.get(key)
-      if (entry === undefined || !entry.handlers.delete(handler)) return
-      if (entry.handlers.size > 0) return
-      topics.delete(key)
-      // Let an SSUBSCRIBE still in flight go first, or it would revive the topic after our SUNSUBSCRIBE.
-      await entry.ready.catch(() => {})
-      if (topics.has(key) || closed) return // subscribed again meanwhile, or released by close()
-      // Always sent, even while the shard is down: it also removes the channel from ioredis' resubscribe list.
-      await release(key)
+      // The SUNSUBSCRIBE is sent even while the shard is down: it also removes the channel from ioredis' list of
+      // channels to subscribe again after a topology change.
+      await topics.remove(channel(topic), handler)
     },
 
     async publish (topic, message) {
@@ -243,7 +224,8 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
       topics.clear()
       const c = cluster
       if (c === undefined) return
-      await shards?.stop(!owned)
+      shards?.stop()
+      await prober?.stop(!owned)
       if (owned) {
         unlisten(c)
         await within(c.quit(), subscribeTimeout, 'QUIT').catch(() => c.disconnect())

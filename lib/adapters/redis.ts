@@ -9,19 +9,18 @@ import { Redis } from 'ioredis'
 import fastifyRedis from '@fastify/redis'
 import { redisClusterAdapter } from './redis-cluster.js'
 import { checkClusterOptions } from './redis-cluster-options.js'
-import type { MessageHandler, RealtimeAdapter } from './adapter.js'
+import type { RealtimeAdapter } from './adapter.js'
 import { deliverEnvelope, plainEnvelope } from './redis-envelope.js'
 import { redisHistory } from './redis-history.js'
 import type { RedisHost } from './redis-host.js'
 import type { RedisAdapterOptions } from './redis-options.js'
 import { redisPresence } from './redis-presence.js'
+import { topicRefs } from './topic-refs.js'
 import { integerOption } from '../option-checks.js'
 import { DEFAULT_HISTORY_META_TTL, DEFAULT_PRESENCE_TIMEOUT, DEFAULT_REDIS_PREFIX, DEFAULT_SUBSCRIBE_TIMEOUT } from '../constants.js'
 import { FST_REALTIME_ADAPTER_CLOSED, FST_REALTIME_INVALID_OPTION, FST_REALTIME_UNAVAILABLE } from '../errors.js'
 
 export type { RedisAdapterOptions }
-
-interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
 
 /**
  * Creates a Redis pub/sub adapter. The publishing client is, in order: `client`, a connection opened for `url`,
@@ -73,7 +72,6 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
     return redisClusterAdapter({ cluster: options.cluster, prefix, subscribeTimeout })
   }
 
-  const topics = new Map<string, TopicEntry>()
   let pub: Redis | undefined = options.client
   let sub: Redis | undefined
   let log: FastifyBaseLogger | undefined
@@ -87,8 +85,8 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
   const channel = (topic: string): string => `${prefix}{${topic}}`
 
   function onMessage (key: string, message: string): void {
-    const entry = topics.get(key)
-    if (entry !== undefined) deliverEnvelope(entry.handlers, message, key, log)
+    const handlers = topics.handlers(key)
+    if (handlers !== undefined) deliverEnvelope(handlers, message, key, log)
   }
 
   function onError (err: Error): void {
@@ -167,6 +165,15 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
     }
   }
 
+  const topics = topicRefs({
+    subscribe: subscribeKey,
+    // While the subscriber is down there is nothing to release: on reconnection only the topics left are subscribed.
+    async release (key) {
+      if (sub?.status === 'ready') await sub.unsubscribe(key).catch((err: unknown) => onError(err as Error))
+    },
+    closed: () => closed
+  })
+
   const host: RedisHost = {
     client () {
       if (closed || pub === undefined) throw new FST_REALTIME_ADAPTER_CLOSED()
@@ -225,32 +232,11 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
 
     async subscribe (topic, handler) {
       if (closed) throw new FST_REALTIME_ADAPTER_CLOSED()
-      const key = channel(topic)
-      let entry = topics.get(key)
-      if (entry === undefined) {
-        entry = { handlers: new Set(), ready: subscribeKey(key) }
-        topics.set(key, entry)
-      }
-      entry.handlers.add(handler)
-      try {
-        await entry.ready
-      } catch (err) {
-        entry.handlers.delete(handler)
-        if (entry.handlers.size === 0 && topics.get(key) === entry) topics.delete(key)
-        throw err
-      }
+      await topics.add(channel(topic), handler)
     },
 
     async unsubscribe (topic, handler) {
-      const key = channel(topic)
-      const entry = topics.get(key)
-      if (entry === undefined || !entry.handlers.delete(handler)) return
-      if (entry.handlers.size > 0) return
-      topics.delete(key)
-      // Let a SUBSCRIBE still in flight go first, or it would revive the topic after our UNSUBSCRIBE.
-      await entry.ready.catch(() => {})
-      if (topics.has(key) || closed || sub?.status !== 'ready') return // re-subscribed meanwhile, or reconciled on reconnect
-      await sub.unsubscribe(key).catch((err: unknown) => onError(err as Error))
+      await topics.remove(channel(topic), handler)
     },
 
     async publish (topic, message) {
