@@ -9,7 +9,7 @@ import { calculateSlot } from '../../lib/adapters/redis-cluster-shards.js'
 import realtimePlugin, { redisAdapter, type RealtimeAdapter } from '../../lib/index.js'
 import { adapterConformance } from '../../lib/adapters/conformance.js'
 import { versionProblem } from '../../lib/adapters/redis-cluster-options.js'
-import { startRedisCluster } from '../helpers/redis-cluster.js'
+import { poll, startRedisCluster } from '../helpers/redis-cluster.js'
 
 const cluster = await startRedisCluster()
 t.teardown(() => cluster.stop())
@@ -143,4 +143,53 @@ t.test('ready() means ready: health ok and a publish right after it is delivered
     t.equal(await got, `m${i}`)
     await Promise.all([a.close(), b.close()])
   }
+})
+
+t.test('subscriptions lost behind ioredis\' back (as after a stale slot map) are found by the probe and subscribed again', async (t) => {
+  const lines: string[] = []
+  // The adapter's status at each log line, read as it is written: degraded exactly while the shard is stale.
+  const statuses: string[] = []
+  let status = (): string => 'not created'
+  const logged = Fastify({ logger: { level: 'info', stream: { write: (line: string) => { lines.push(line); statuses.push(status()) } } } })
+  t.teardown(() => logged.close())
+  const mine = appCluster()
+  const a = redisAdapter({ cluster: mine, prefix: 'app4:' })
+  status = () => a.status!()
+  await a.init!(logged)
+  const b = await ready(redisAdapter({ cluster: cluster.nodes, prefix: 'app4:' }))
+  t.teardown(() => Promise.all([a.close(), b.close()]))
+  const topics = Array.from({ length: 30 }, (_, i) => `channel:lost-${i}`)
+  const got = new Set<string>()
+  for (const topic of topics) await a.subscribe(topic, (m) => { got.add(`${topic}|${m}`) })
+  const victim = await cluster.ownerOf(calculateSlot(`app4:{${topics[0]}}`))
+  const owners = await Promise.all(topics.map((topic) => cluster.ownerOf(calculateSlot(`app4:{${topic}}`))))
+  t.ok(owners.filter((p) => p === victim).length > 0, 'topics on the victim shard')
+
+  // The server drops every channel of node a's subscriber connection to the victim (a SUNSUBSCRIBE per channel
+  // sent on that connection directly): ioredis still lists them, as after a failover it read a stale map for.
+  const group = (mine as unknown as { shardedSubscribers: { shardedSubscribers: Map<string, { getInstance: () => Redis }> } }).shardedSubscribers
+  const sub = group.shardedSubscribers.get(`127.0.0.1:${victim}`)!.getInstance()
+  const held = (sub as unknown as { condition: { subscriber: { channels: (type: string) => string[] } } }).condition.subscriber.channels('ssubscribe')
+  t.ok(held.length > 1, `${held.length} channels on that connection (topics and the probe)`)
+  for (const channel of held) await sub.sunsubscribe(channel)
+  t.equal(await cluster.command(victim, 'PUBSUB', 'SHARDNUMSUB', `app4:{${topics[0]}}`).then((r) => Number((r as [string, number])[1])), 0, 'no subscriber left there')
+
+  const lostAt = Date.now()
+  const stale = (): number => lines.findIndex((line) => line.includes(`127.0.0.1:${victim}`) && line.includes('subscription stale'))
+  await poll(async () => stale() >= 0 ? true : undefined, 10_000, 'the shard found stale')
+  t.pass(`found stale ${Date.now() - lostAt} ms after the loss`)
+  t.equal(statuses[stale()], 'reconnecting', 'status reconnecting (health degraded) while stale')
+  let n = 0
+  await poll(async () => {
+    const text = `m${++n}`
+    await Promise.all(topics.map((topic) => b.publish(topic, text)))
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    return topics.every((topic) => got.has(`${topic}|${text}`)) ? true : undefined
+  }, 10_000, 'deliveries on every topic again')
+  t.pass(`every topic delivered again ${Date.now() - lostAt} ms after the loss`)
+  await poll(async () => status() === 'ready' ? true : undefined, 5000, 'status ready again')
+  t.pass('status ready again')
+  const about = lines.filter((line) => line.includes(`127.0.0.1:${victim}`))
+  t.equal(about.filter((line) => line.includes('subscription stale')).length, 1, 'one warning')
+  t.equal(about.filter((line) => line.includes('subscription restored')).length, 1, 'one line when restored')
 })
