@@ -89,7 +89,7 @@ export const CLUSTER_PROBE_INTERVAL = 2000
 /** Redis Cluster adapter: interval between probes of a shard that is down or whose subscription is stale, in ms. */
 export const CLUSTER_PROBE_RETRY = 200
 /** Redis Cluster adapter: longest wait for a probe's round trip, in ms. */
-export const CLUSTER_PROBE_TIMEOUT = 1500
+export const CLUSTER_PROBE_TIMEOUT = 3000
 /**
  * Redis Cluster adapter: delay of the second slot map refresh that follows every refresh ioredis makes, in ms.
  * ioredis reads the map from one random node, which may not know yet of a failover or migration that just

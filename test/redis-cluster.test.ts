@@ -5,16 +5,14 @@
  * and 15 s (kill); while the killed master's slots have no owner, publishes answer UNAVAILABLE within 2 s.
  */
 import t from 'tap'
-import { spawn, type ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import { calculateSlot } from '../lib/adapters/redis-cluster-shards.js'
 import { redisAdapter } from '../lib/index.js'
 import { connect, type TestClient } from './helpers/client.js'
+import { startExample } from './helpers/example-process.js'
 import { startRedisCluster, poll } from './helpers/redis-cluster.js'
 import { startServer, type TestServer } from './helpers/server.js'
 import { until } from './helpers/wait.js'
-import { freePort } from '../bench/common.js'
 
 const cluster = await startRedisCluster()
 t.teardown(() => cluster.stop())
@@ -237,7 +235,9 @@ t.test('SIGKILL of a master: UNAVAILABLE within 2 s while its slots have no owne
 t.test('the example, as a user runs it: two nodes with REDIS_CLUSTER, chat; the master of the channel killed mid-chat: UNAVAILABLE, then chat resumes', async (t) => {
   await cluster.restart(killed[0]!) // the node killed above comes back as a replica: 3 masters + 3 replicas again
   const starts = (await cluster.masters()).slice(0, 2).map((port) => `127.0.0.1:${port}`).join(',')
-  const [one, two] = await Promise.all([example(t, starts), example(t, starts)])
+  const env = { REDIS_URL: '', REDIS_CLUSTER: starts }
+  const [one, two] = await Promise.all([startExample(t, env), startExample(t, env)])
+  for (const ex of [one, two]) t.ok(ex.log().includes('adapter: redis cluster'), 'the example runs on the cluster')
   const alice = await connect(`ws://127.0.0.1:${one.port}/ws?deviceId=alice`)
   const bob = await connect(`ws://127.0.0.1:${two.port}/ws?deviceId=bob`)
   t.teardown(() => Promise.all([alice.close(), bob.close()]))
@@ -276,29 +276,6 @@ t.test('the example, as a user runs it: two nodes with REDIS_CLUSTER, chat; the 
     t.equal(code, 0, 'the example exits 0 on SIGTERM')
   }
 })
-
-/** Runs examples/server.ts with REDIS_CLUSTER on a free port; resolves once it listens. */
-async function example (t: { teardown: (fn: () => void) => void, ok: (value: unknown, message: string) => unknown }, nodes: string): Promise<{ port: number, child: ChildProcess }> {
-  const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/server.ts'], {
-    cwd: fileURLToPath(new URL('..', import.meta.url)),
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', REDIS_URL: '', REDIS_CLUSTER: nodes },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  const reap = (): void => { child.kill('SIGKILL') }
-  process.once('exit', reap)
-  t.teardown(() => { process.off('exit', reap); if (child.exitCode === null) child.kill('SIGKILL') })
-  let log = ''
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      log += chunk.toString()
-      if (log.includes('chat page')) resolve()
-    })
-    child.once('exit', (code) => reject(new Error(`example exited with ${code}: ${log}`)))
-  })
-  t.ok(log.includes('adapter: redis cluster'), 'the example runs on the cluster')
-  return { port, child }
-}
 
 t.test('after the last member leaves, no shard subscription is left', async (t) => {
   for (const m of members) {

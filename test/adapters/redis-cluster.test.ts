@@ -175,7 +175,9 @@ t.test('subscriptions lost behind ioredis\' back (as after a stale slot map) are
   t.equal(await cluster.command(victim, 'PUBSUB', 'SHARDNUMSUB', `app4:{${topics[0]}}`).then((r) => Number((r as [string, number])[1])), 0, 'no subscriber left there')
 
   const lostAt = Date.now()
-  const stale = (): number => lines.findIndex((line) => line.includes(`127.0.0.1:${victim}`) && line.includes('subscription stale'))
+  // Stale (the probe was accepted but not echoed); on a loaded machine the probe's SPUBLISH may also go unanswered
+  // within the probe timeout, and the shard is then reported unreachable: either way it is healed.
+  const stale = (): number => lines.findIndex((line) => line.includes(`127.0.0.1:${victim}`) && /subscription stale|shard unreachable/.test(line))
   await poll(async () => stale() >= 0 ? true : undefined, 10_000, 'the shard found stale')
   t.pass(`found stale ${Date.now() - lostAt} ms after the loss`)
   t.equal(statuses[stale()], 'reconnecting', 'status reconnecting (health degraded) while stale')
@@ -190,6 +192,6 @@ t.test('subscriptions lost behind ioredis\' back (as after a stale slot map) are
   await poll(async () => status() === 'ready' ? true : undefined, 5000, 'status ready again')
   t.pass('status ready again')
   const about = lines.filter((line) => line.includes(`127.0.0.1:${victim}`))
-  t.equal(about.filter((line) => line.includes('subscription stale')).length, 1, 'one warning')
-  t.equal(about.filter((line) => line.includes('subscription restored')).length, 1, 'one line when restored')
+  t.equal(about.filter((line) => /subscription stale|shard unreachable/.test(line)).length, 1, 'one warning')
+  t.equal(about.filter((line) => /subscription restored|reachable again/.test(line)).length, 1, 'one line when restored')
 })
