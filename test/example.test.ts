@@ -2,35 +2,15 @@
  * The example server as a user runs it (`npm run example` without the client bundle step): a real process on a free
  * port, its health route, a chat round trip over a real WebSocket, and a clean exit on SIGTERM.
  */
-import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { Parser } from '@asyncapi/parser'
-import { freePort } from '../bench/common.js'
 import { connect } from './helpers/client.js'
+import { startExample } from './helpers/example-process.js'
 import { parseMetrics, sample } from './helpers/prometheus.js'
 
-const root = fileURLToPath(new URL('..', import.meta.url))
-
 t.test('the example serves /health, /metrics and /asyncapi.json, relays chat, and exits on SIGTERM', async (t) => {
-  const port = await freePort()
-  const child = spawn(process.execPath, ['--import', 'tsx', 'examples/server.ts'], {
-    cwd: root,
-    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', LOG_LEVEL: 'info', REDIS_URL: '' },
-    stdio: ['ignore', 'pipe', 'inherit']
-  })
-  const reap = (): void => { child.kill('SIGKILL') }
-  process.once('exit', reap)
-  t.teardown(() => { process.off('exit', reap); if (child.exitCode === null) child.kill('SIGKILL') })
-  let log = ''
-  await new Promise<void>((resolve, reject) => {
-    child.stdout!.on('data', (chunk: Buffer) => {
-      log += chunk.toString()
-      if (log.includes('chat page')) resolve()
-    })
-    child.once('exit', (code) => reject(new Error(`example exited with ${code}: ${log}`)))
-  })
+  const { port, child } = await startExample(t, { REDIS_URL: '' })
 
   const health = await fetch(`http://127.0.0.1:${port}/health`)
   t.equal(health.status, 200, '/health answers 200')
