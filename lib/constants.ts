@@ -79,3 +79,7 @@ export const DEFAULT_HISTORY_META_TTL = 30 * 24 * 60 * 60 * 1000
  * heartbeats every fifth of it and counts as dead after three fifths without one.
  */
 export const DEFAULT_PRESENCE_TIMEOUT = 15_000
+/** Default smallest message, in bytes of payload, that permessage-deflate compresses (smaller ones go plain, as ws does). */
+export const DEFAULT_DEFLATE_THRESHOLD = 1024
+/** Default zlib compression level of permessage-deflate (0-9): 1 is the fastest, most of the gain on JSON. */
+export const DEFAULT_DEFLATE_LEVEL = 1
