@@ -63,6 +63,8 @@ export interface LoadResult {
   windowMonoUs: [number, number]
   /** Deliveries never received after the drain (expected - received). */
   missing: number
+  /** Bytes read by the clients' TCP sockets in the window (S1-S3, S5, S7): the server's frames as sent on the wire. */
+  wireBytes?: number
   /** S6 (bench/storm.ts): the reconnect storm's figures. */
   storm?: StormFigures
   errors: string[]
@@ -88,6 +90,7 @@ const { values: args } = parseArgs({
     'connect-timeout': { type: 'string', default: '120' },
     'mem-file': { type: 'string', default: '' },
     'local-addresses': { type: 'string', default: '' },
+    deflate: { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false }
   },
   strict: true
@@ -293,7 +296,7 @@ function open (index: number, node: number, channel: string, timeoutMs: number):
   return new Promise((resolve, reject) => {
     const localAddress = localAddresses.length === 0 ? undefined : localAddresses[index % localAddresses.length]
     const ws = new WebSocket(proto.url(urls[node]!, `d${index}`),
-      { perMessageDeflate: false, skipUTF8Validation: true, ...(localAddress === undefined ? {} : { localAddress }) })
+      { perMessageDeflate: args.deflate, skipUTF8Validation: true, ...(localAddress === undefined ? {} : { localAddress }) })
     let joined = false
     const timer = setTimeout(() => {
       ws.terminate()
@@ -355,9 +358,16 @@ async function openMany (first: number, count: number, placement: (i: number) =>
 // ---------------------------------------------------------------------------------------------------------
 // Measurement helpers
 
-interface Snapshot { at: number, mono: number, delivered: number, server: CpuTime[], aux: CpuTime[], client: CpuTime, machineBusy: number }
+interface Snapshot { at: number, mono: number, delivered: number, server: CpuTime[], aux: CpuTime[], client: CpuTime, machineBusy: number, wire: number }
+/** Bytes the clients' TCP sockets have read (what the servers wrote to them, frames and headers). */
+function wireBytes (): number {
+  let n = 0
+  for (const ws of sockets) n += (ws as unknown as { _socket?: { bytesRead: number } } | undefined)?._socket?.bytesRead ?? 0
+  return n
+}
 function snapshot (): Snapshot {
   return {
+    wire: wireBytes(),
     at: performance.now(),
     mono: Number(process.hrtime.bigint() / 1000n),
     delivered,
@@ -522,6 +532,7 @@ async function streamScenario (mode: 'window' | 'rate'): Promise<LoadResult> {
     result.clientCpu = cpuDelta(a.client, b.client)
     result.otherCpuS = otherCpu(a, b)
     result.windowMonoUs = [a.mono, b.mono]
+    result.wireBytes = b.wire - a.wire
     result.latency = latencySummary()
     // Drain: every published message must reach every member.
     const expected = published * members

@@ -71,9 +71,14 @@ export interface RunMetrics {
   fanoutMs: number
   fanoutFirstMs: number
   fanoutP50Ms: number
+  /** Bytes on the wire (read by the clients' sockets) per delivery. */
+  wireBytesPerDelivery: number
   /** S6: from the restart to 99 % / 100 % of the members re-joined, ms. */
   rejoin99Ms: number
   rejoin100Ms: number
+  /** S6: from the restarted server's `ready` to 100 % re-joined, ms (the process start-up left out); its downtime, ms. */
+  rejoinAfterReadyMs: number
+  stormDowntimeMs: number
   /** S6: the restarted server's peak CPU (cores over 500 ms) and peak RSS (MiB) during the storm. */
   stormPeakCores: number
   stormPeakRssMiB: number
@@ -110,8 +115,11 @@ export function runMetrics (r: RunRecord): RunMetrics | undefined {
     fanoutMs: x.fanoutMs === undefined ? NaN : median(x.fanoutMs),
     fanoutFirstMs: x.fanoutMs?.[0] ?? NaN,
     fanoutP50Ms: x.fanoutP50Ms === undefined ? NaN : median(x.fanoutP50Ms),
+    wireBytesPerDelivery: x.wireBytes === undefined || deliveries === 0 ? NaN : x.wireBytes / deliveries,
     rejoin99Ms: x.storm?.rejoin99Ms ?? NaN,
     rejoin100Ms: x.storm?.rejoin100Ms ?? NaN,
+    rejoinAfterReadyMs: (x.storm?.rejoin100At ?? NaN) - (x.storm?.server?.readyAt ?? NaN),
+    stormDowntimeMs: x.storm?.server?.downtimeMs ?? NaN,
     stormPeakCores: x.storm?.server?.peakCores ?? NaN,
     stormPeakRssMiB: (x.storm?.server?.peakRssKiB ?? NaN) / 1024,
     stormRefused: x.storm === undefined ? NaN : x.storm.refusedTcp + x.storm.timedOut + Object.values(x.storm.refusedHttp).reduce((a, b) => a + b, 0),
@@ -140,7 +148,7 @@ function stat (values: number[]): Stat {
 const SCALARS: ScalarMetric[] = [
   'deliveriesPerSec', 'p50', 'p99', 'max', 'usPerDelivery', 'serverCpuS', 'serverSysShare', 'clientCpuS', 'redisCpuS', 'otherCpuS',
   'kibPerConnection', 'heapKibPerConnection', 'connectionsPerSec', 'usPerConnection', 'fanoutMs', 'fanoutFirstMs', 'fanoutP50Ms',
-  'rejoin99Ms', 'rejoin100Ms', 'stormPeakCores', 'stormPeakRssMiB', 'stormRefused', 'stormLost', 'stormMissedWhileAway'
+  'wireBytesPerDelivery', 'rejoin99Ms', 'rejoin100Ms', 'rejoinAfterReadyMs', 'stormDowntimeMs', 'stormPeakCores', 'stormPeakRssMiB', 'stormRefused', 'stormLost', 'stormMissedWhileAway'
 ]
 
 export function summarize (results: BenchResults): TargetSummary[] {
@@ -219,7 +227,8 @@ function scenarioLine (s: Scenario, o: Record<string, number>): string {
     case 's6': return `${o.stormConnections} connections joined to one channel on one node, a publisher sending ${o.stormRate} msg/s through it; ` +
       'the server process is stopped (SIGTERM, as a deploy) and started again on the same port. Every client reconnects with its own ' +
       'policy (fastify-realtime and ws-raw: the client SDK\'s backoffDelay, 500 ms-30 s, full jitter; Socket.IO: socket.io-client\'s ' +
-      'defaults, 1-5 s ±50 %) and re-joins. Times are from the first close the clients see; peak CPU (cores over 500 ms) and RSS ' +
+      'defaults, 1-5 s ±50 %) and re-joins. Times are from the first close the clients see (server down: from SIGTERM to the new ' +
+      'process listening, its start-up included; after ready: from then to the last re-join); peak CPU (cores over 500 ms) and RSS ' +
       'are the restarted process\'s; refused = TCP refused + HTTP refused + timed out attempts; lost = acknowledged messages a ' +
       'connected member never got; missed while away = member-messages published while members were disconnected (what history recovery restores).'
     case 's7': return `${o.scaleIdleConnections} connections joined to one channel on one node, sources spread over 127.0.0.2-5; ` +
@@ -246,14 +255,14 @@ function table (scenario: Scenario, rows: TargetSummary[]): string {
   }
   const refName = ref?.target ?? 'fastify-realtime'
   if (scenario === 's1' || scenario === 's3') {
-    const cols = ['target', 'deliveries/s', 'p50 ms', 'p99 ms', '**server CPU µs/delivery**', 'kernel share', 'server CPU s', 'client CPU s']
+    const cols = ['target', 'deliveries/s', 'p50 ms', 'p99 ms', '**server CPU µs/delivery**', 'kernel share', 'wire B/delivery', 'server CPU s', 'client CPU s']
     if (scenario === 's3') cols.push('redis CPU s')
     cols.push(`${refName} ÷ target: µs/delivery`, 'deliveries/s')
     head(cols)
     for (const r of rows) {
       const s = r.stats
       const c = [r.target, range(s.deliveriesPerSec), range(s.p50), range(s.p99), `**${range(s.usPerDelivery)}**`,
-        `${fmt(s.serverSysShare.median * 100)} %`, cpuPerProc(r), fmt(s.clientCpuS.median)]
+        `${fmt(s.serverSysShare.median * 100)} %`, fmt(s.wireBytesPerDelivery.median), cpuPerProc(r), fmt(s.clientCpuS.median)]
       if (scenario === 's3') c.push(fmt(s.redisCpuS.median))
       c.push(r === ref || ref === undefined ? '1' : ratio(ref.stats.usPerDelivery, s.usPerDelivery),
         r === ref || ref === undefined ? '1' : ratio(ref.stats.deliveriesPerSec, s.deliveriesPerSec))
@@ -280,11 +289,11 @@ function table (scenario: Scenario, rows: TargetSummary[]): string {
         r === ref || ref === undefined ? '1' : ratio(ref.stats.usPerConnection, s.usPerConnection)].join(' | ')} |`)
     }
   } else if (scenario === 's6') {
-    head(['target', '**100 % re-joined ms**', '99 % re-joined ms', 'peak server cores', 'peak server RSS MiB', 'refused attempts',
+    head(['target', '**100 % re-joined ms**', '99 % re-joined ms', 'server down ms', '100 % after ready ms', 'peak server cores', 'peak server RSS MiB', 'refused attempts',
       'lost', 'missed while away', `${refName} ÷ target: 100 % time`])
     for (const r of rows) {
       const s = r.stats
-      lines.push(`| ${[r.target, `**${range(s.rejoin100Ms)}**`, range(s.rejoin99Ms), range(s.stormPeakCores), range(s.stormPeakRssMiB),
+      lines.push(`| ${[r.target, `**${range(s.rejoin100Ms)}**`, range(s.rejoin99Ms), range(s.stormDowntimeMs), range(s.rejoinAfterReadyMs), range(s.stormPeakCores), range(s.stormPeakRssMiB),
         range(s.stormRefused), range(s.stormLost), range(s.stormMissedWhileAway),
         r === ref || ref === undefined ? '1' : ratio(ref.stats.rejoin100Ms, s.rejoin100Ms)].join(' | ')} |`)
     }

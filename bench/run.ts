@@ -39,6 +39,8 @@ export interface TargetDef {
   nodes: 1 | 2
   redis: boolean
   env?: Record<string, string>
+  /** Extra arguments of the load generator for this target (e.g. `--deflate`: the clients offer permessage-deflate). */
+  loadArgs?: string[]
   description: string
 }
 
@@ -48,6 +50,8 @@ export const TARGETS: TargetDef[] = [
   { name: 'ws-raw', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, description: 'ws alone: Map channel -> Set, same JSON frames, send() in a loop' },
   { name: 'ws-prebuilt', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_WS_MODE: 'prebuilt' }, description: 'ws-raw with the WebSocket frame built once per message (Sender.frame + _sender.sendFrame)' },
   { name: 'ws-prebuilt-write', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_WS_MODE: 'prebuilt-write' }, description: 'ws-raw with header + payload built once into one Buffer per message and written with ws._socket.write' },
+  { name: 'fastify-realtime+deflate', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_DEFLATE: '1' }, loadArgs: ['--deflate'], description: 'this plugin with perMessageDeflate: true (one compression per message per node), clients offering permessage-deflate; run with --targets' },
+  { name: 'ws-deflate', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_WS_MODE: 'deflate' }, loadArgs: ['--deflate'], description: 'ws-raw with ws\'s own per-socket permessage-deflate (no context takeover, zlib level 1 as the plugin), clients offering it; run with --targets' },
   { name: 'socket.io', file: 'socketio.ts', protocol: 'socketio', nodes: 1, redis: false, description: 'Socket.IO 4, websocket transport only, rooms, io.to(room).emit' },
   { name: 'fastify-realtime+redis', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 2, redis: true, description: 'this plugin, redisAdapter({ url }), two nodes' },
   { name: 'fastify-realtime+history', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_HISTORY: '1' }, description: 'this plugin, memory adapter, history on every channel (size 100, ttl 10 min); run with --targets' },
@@ -130,6 +134,9 @@ if (args.smoke) {
   }
   for (const [k, v] of Object.entries(preset)) if (!given.has(k)) (args as Record<string, unknown>)[k] = v
 }
+
+/** In the smoke preset, S6 and S7 run for the plugin only (CI time: each storm takes 10-20 s whatever its size). */
+const SMOKE_ONLY: Partial<Record<Scenario, string[]>> = { s6: ['fastify-realtime'], s7: ['fastify-realtime'] }
 
 const smokeDir = join(tmpdir(), 'fastify-realtime-bench-smoke')
 const out = {
@@ -385,6 +392,7 @@ function loadArgs (scenario: Scenario, target: TargetDef, servers: Server[], red
     '--concurrency', String(options.concurrency)
   ]
   if (redis !== undefined && target.redis) common.push('--aux-pids', String(redis.pid))
+  if (target.loadArgs !== undefined) common.push(...target.loadArgs)
   if (!verbose) common.push('--quiet')
   const connectS = 60
   switch (scenario) {
@@ -418,6 +426,7 @@ function loadArgs (scenario: Scenario, target: TargetDef, servers: Server[], red
         args: ['--protocol', target.protocol, '--policy', target.protocol === 'socketio' ? 'socketio' : 'sdk',
           '--url', `ws://127.0.0.1:${servers[0]!.port}`, '--connections', String(options.stormConnections),
           '--rate', String(options.stormRate), '--concurrency', String(options.concurrency), '--timeout', '180',
+          '--settle', args.smoke === true ? '0.5' : '2',
           '--local-addresses', localAddresses, ...(verbose ? [] : ['--quiet'])],
         timeoutS: 180 + 180 + 60
       }
@@ -511,14 +520,16 @@ async function restartServer (target: TargetDef, servers: Server[]): Promise<Sto
   const old = servers[0]!
   const stoppedAt = Date.now()
   await stopChild(old.child)
+  const stopMs = Date.now() - stoppedAt
   let next: Server
   try {
     next = await startServer(target, undefined, undefined, old.port)
   } catch (err) {
-    return { stop () {}, figures: () => ({ downtimeMs: NaN, cpuSeconds: NaN, peakCores: NaN, peakRssKiB: NaN }), error: `restart: ${(err as Error).message}` }
+    return { stop () {}, figures: () => ({ downtimeMs: NaN, stopMs, readyAt: NaN, cpuSeconds: NaN, peakCores: NaN, peakRssKiB: NaN }), error: `restart: ${(err as Error).message}` }
   }
   servers[0] = next
-  const downtimeMs = Date.now() - stoppedAt
+  const readyAt = Date.now()
+  const downtimeMs = readyAt - stoppedAt
   const samples: Array<{ at: number, cpu: number }> = []
   let peakRssKiB = 0
   const sample = (): void => {
@@ -543,7 +554,7 @@ async function restartServer (target: TargetDef, servers: Server[]): Promise<Sto
         if (dt >= 0.4) peakCores = Math.max(peakCores, (samples[i]!.cpu - samples[j]!.cpu) / dt)
       }
       const cpuSeconds = samples.length === 0 ? NaN : samples[samples.length - 1]!.cpu - samples[0]!.cpu
-      return { downtimeMs, cpuSeconds, peakCores, peakRssKiB }
+      return { downtimeMs, stopMs, readyAt, cpuSeconds, peakCores, peakRssKiB }
     }
   }
 }
@@ -565,7 +576,8 @@ function oneLine (r: RunRecord): string {
   }
   if (r.scenario === 's6' && x.storm !== undefined) {
     const s = x.storm
-    return `re-joined 99 % in ${s.rejoin99Ms.toFixed(0)} ms, 100 % in ${s.rejoin100Ms.toFixed(0)} ms (${s.rejoined}/${x.members}), ` +
+    return `re-joined 99 % in ${s.rejoin99Ms.toFixed(0)} ms, 100 % in ${s.rejoin100Ms.toFixed(0)} ms (${s.rejoined}/${x.members}; ` +
+      `server down ${s.server?.downtimeMs ?? '?'} ms (stop ${s.server?.stopMs ?? '?'} ms), 100 % ${((s.rejoin100At - (s.server?.readyAt ?? NaN))).toFixed(0)} ms after its ready), ` +
       `server peak ${s.server?.peakCores.toFixed(2) ?? '?'} cores, ${((s.server?.peakRssKiB ?? NaN) / 1024).toFixed(0)} MiB, ` +
       `refused ${s.refusedTcp} tcp + ${JSON.stringify(s.refusedHttp)}, timed out ${s.timedOut}, lost ${s.lost}, missed while away ${s.missedWhileAway}, ` +
       `client CPU ${(x.clientCpu.user + x.clientCpu.system).toFixed(2)} s`
@@ -577,7 +589,8 @@ function oneLine (r: RunRecord): string {
   if (r.scenario === 's5') {
     return `fan-out ${x.fanoutMs!.map((v) => v.toFixed(1)).join('/')} ms, ${(serverCpu / x.deliveries * 1e6).toFixed(2)} µs server CPU/delivery, ${x.connect.perSec.toFixed(0)} connections/s${bg}`
   }
-  return `${x.deliveriesPerSec.toFixed(0)} deliveries/s, p50 ${x.latency.p50.toFixed(2)} ms, p99 ${x.latency.p99.toFixed(2)} ms, ` +
+  const wire = x.wireBytes === undefined || x.deliveries === 0 ? '' : `, ${(x.wireBytes / x.deliveries).toFixed(0)} wire B/delivery`
+  return `${x.deliveriesPerSec.toFixed(0)} deliveries/s${wire}, p50 ${x.latency.p50.toFixed(2)} ms, p99 ${x.latency.p99.toFixed(2)} ms, ` +
     `server ${(serverCpu / x.deliveries * 1e6).toFixed(2)} µs/delivery (${serverCpu.toFixed(2)} s), client ${client.toFixed(2)} s${bg}`
 }
 
@@ -618,7 +631,8 @@ async function main (): Promise<void> {
   const plan: Array<{ scenario: Scenario, targets: TargetDef[] }> = scenarios.map((scenario) => ({
     scenario,
     targets: [
-      ...SCENARIO_TARGETS[scenario].filter((name) => targetFilter.size === 0 || targetFilter.has(name)),
+      ...SCENARIO_TARGETS[scenario].filter((name) => (targetFilter.size === 0 || targetFilter.has(name)) &&
+        (args.smoke !== true || SMOKE_ONLY[scenario] === undefined || SMOKE_ONLY[scenario].includes(name))),
       // Targets outside the defaults (ws-prebuilt-write) run when asked for, in the scenarios they fit.
       ...[...targetFilter].filter((name) => !SCENARIO_TARGETS[scenario].includes(name) &&
         TARGETS.find((t) => t.name === name)!.redis === (scenario === 's3'))

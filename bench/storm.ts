@@ -25,6 +25,9 @@ export interface StormFigures {
   /** From the first close seen to 99 % / 100 % of the members joined again, in ms (NaN when never reached). */
   rejoin99Ms: number
   rejoin100Ms: number
+  /** The same moments in wall-clock ms (Date.now()), for the harness to count from the restarted server's `ready`. */
+  rejoin99At: number
+  rejoin100At: number
   rejoined: number
   /** Failed attempts during the storm: TCP refused (server down), by HTTP status, timed out, other errors. */
   refusedTcp: number
@@ -38,8 +41,11 @@ export interface StormFigures {
   lost: number
   /** Acknowledged messages published while a member was away (what history recovery gives back), member-messages. */
   missedWhileAway: number
-  /** Filled in by the harness from /proc: the restarted server, from its start to the end of the storm. */
-  server?: { downtimeMs: number, cpuSeconds: number, peakCores: number, peakRssKiB: number }
+  /**
+   * Filled in by the harness: SIGTERM to the new process listening (`downtimeMs`), of which the old process's exit
+   * (`stopMs`); then from /proc, the restarted server from its start to the end of the storm.
+   */
+  server?: { downtimeMs: number, stopMs: number, readyAt: number, cpuSeconds: number, peakCores: number, peakRssKiB: number }
 }
 
 const { values: args } = parseArgs({
@@ -51,6 +57,7 @@ const { values: args } = parseArgs({
     concurrency: { type: 'string', default: '100' },
     rate: { type: 'string', default: '10' },
     timeout: { type: 'string', default: '180' },
+    settle: { type: 'string', default: '2' },
     'local-addresses': { type: 'string', default: '' },
     quiet: { type: 'boolean', default: false }
   },
@@ -62,6 +69,8 @@ const members = Number(args.connections)
 const concurrency = Number(args.concurrency)
 const rate = Number(args.rate)
 const timeoutMs = Number(args.timeout) * 1000
+/** Seconds of publishing before the storm and after the last re-join, and of the drain. */
+const settleMs = Number(args.settle) * 1000
 const localAddresses = args['local-addresses'].split(',').filter(Boolean)
 const log = (msg: string): void => { if (!args.quiet) process.stderr.write(`storm: ${msg}\n`) }
 if (protocol !== 'realtime' && protocol !== 'socketio') throw new Error(`unknown --protocol ${protocol}`)
@@ -176,6 +185,7 @@ class Member {
     }
     const a = buf[0]
     const b = buf[1]
+    if (a === 0x34 && b === 0x31) return // DISCONNECT from the namespace at shutdown: the close follows
     if (a === 0x34 && b === 0x32) this.delivery(buf)
     else if (a === 0x32 && buf.length === 1) ws.send('3')
     else if (a === 0x30) ws.send('40')
@@ -264,22 +274,30 @@ async function main (): Promise<LoadResult> {
   if (joinedNow < members + 1) error(`only ${joinedNow} of ${members + 1} joined before the storm`)
   log(`${joinedNow} joined in ${connectS.toFixed(1)} s`)
   const pump = setInterval(publish, 1000 / rate)
-  await sleep(2000)
+  await sleep(settleMs)
   const cpuBefore = readCpu(process.pid)
   process.stdout.write('storm\n')
   // The harness restarts the server: wait for the first close, then for every member to re-join.
   await until(() => stormAt !== 0, 60_000)
   let rejoin99Ms = NaN
+  let rejoin99At = NaN
   const target99 = Math.ceil(members * 0.99)
-  if (await until(() => rejoined >= target99, timeoutMs)) rejoin99Ms = performance.now() - stormAt
+  if (await until(() => rejoined >= target99, timeoutMs)) {
+    rejoin99Ms = performance.now() - stormAt
+    rejoin99At = Date.now()
+  }
   let rejoin100Ms = NaN
-  if (await until(() => rejoined >= members, Math.max(1000, timeoutMs - (performance.now() - stormAt)))) rejoin100Ms = performance.now() - stormAt
+  let rejoin100At = NaN
+  if (await until(() => rejoined >= members, Math.max(1000, timeoutMs - (performance.now() - stormAt)))) {
+    rejoin100Ms = performance.now() - stormAt
+    rejoin100At = Date.now()
+  }
   const clientCpu = cpuDelta(cpuBefore, readCpu(process.pid))
   log(`99 % re-joined after ${rejoin99Ms.toFixed(0)} ms, 100 % after ${rejoin100Ms.toFixed(0)} ms (${rejoined}/${members})`)
-  await sleep(2000)
+  await sleep(settleMs)
   clearInterval(pump)
   // Drain: the last acknowledged message reaches every joined member.
-  await sleep(2000)
+  await sleep(Math.max(500, settleMs))
   const lastSeq = lastAcked
   stopped = true
   let lost = 0
@@ -298,7 +316,7 @@ async function main (): Promise<LoadResult> {
   let ackCount = 0
   for (let s = 1; s < nextSeq; s++) ackCount += acked[s]!
   const connect = { count: members + 1, seconds: connectS, perSec: (members + 1) / connectS }
-  const storm: StormFigures = { policy, rejoin99Ms, rejoin100Ms, rejoined, ...counts, refusedHttp, acked: ackCount, lost, missedWhileAway }
+  const storm: StormFigures = { policy, rejoin99Ms, rejoin100Ms, rejoin99At, rejoin100At, rejoined, ...counts, refusedHttp, acked: ackCount, lost, missedWhileAway }
   return { ...emptyResult(), connect, seconds: rejoin100Ms / 1000, published: nextSeq - 1, acks: ackCount, clientCpu, storm }
 }
 
