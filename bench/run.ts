@@ -24,7 +24,7 @@ import { cpus, tmpdir, totalmem, release } from 'node:os'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { freePort, readCpu, readMachineCpu, readRssKiB, sleep } from './common.js'
+import { freePort, readCpu, readListenOverflows, readMachineCpu, readRssKiB, sleep } from './common.js'
 import type { LoadResult, Protocol, Scenario } from './load.js'
 import { writeReport, type BenchResults, type RunRecord } from './report.js'
 
@@ -535,6 +535,7 @@ interface StormServer { stop: () => void, figures: () => NonNullable<NonNullable
  */
 async function restartServer (target: TargetDef, servers: Server[]): Promise<StormServer> {
   const old = servers[0]!
+  const overflowsBefore = readListenOverflows()
   const stoppedAt = Date.now()
   await stopChild(old.child)
   const stopMs = Date.now() - stoppedAt
@@ -542,14 +543,16 @@ async function restartServer (target: TargetDef, servers: Server[]): Promise<Sto
   try {
     next = await startServer(target, undefined, undefined, old.port)
   } catch (err) {
-    return { stop () {}, figures: () => ({ downtimeMs: NaN, stopMs, readyAt: NaN, cpuSeconds: NaN, peakCores: NaN, peakRssKiB: NaN }), error: `restart: ${(err as Error).message}` }
+    return { stop () {}, figures: () => ({ downtimeMs: NaN, stopMs, readyAt: NaN, cpuSeconds: NaN, peakCores: NaN, peakRssKiB: NaN, listenOverflows: NaN }), error: `restart: ${(err as Error).message}` }
   }
   servers[0] = next
   const readyAt = Date.now()
   const downtimeMs = readyAt - stoppedAt
   const samples: Array<{ at: number, cpu: number }> = []
   let peakRssKiB = 0
+  let listenOverflows = NaN
   const sample = (): void => {
+    listenOverflows = readListenOverflows() - overflowsBefore
     try {
       const c = readCpu(next.pid)
       samples.push({ at: Date.now(), cpu: c.user + c.system })
@@ -571,7 +574,7 @@ async function restartServer (target: TargetDef, servers: Server[]): Promise<Sto
         if (dt >= 0.4) peakCores = Math.max(peakCores, (samples[i]!.cpu - samples[j]!.cpu) / dt)
       }
       const cpuSeconds = samples.length === 0 ? NaN : samples[samples.length - 1]!.cpu - samples[0]!.cpu
-      return { downtimeMs, stopMs, readyAt, cpuSeconds, peakCores, peakRssKiB }
+      return { downtimeMs, stopMs, readyAt, cpuSeconds, peakCores, peakRssKiB, listenOverflows }
     }
   }
 }
@@ -598,7 +601,7 @@ function oneLine (r: RunRecord): string {
     return `re-joined 99 % in ${f(s.rejoin99Ms)} ms, 100 % in ${f(s.rejoin100Ms)} ms (${s.rejoined}/${x.members}; ` +
       `server down ${f(s.server?.downtimeMs)} ms (stop ${f(s.server?.stopMs)} ms), 100 % ${f(s.rejoin100At - (s.server?.readyAt ?? NaN))} ms after its ready), ` +
       `server peak ${f(s.server?.peakCores, 2)} cores, ${f((s.server?.peakRssKiB ?? NaN) / 1024)} MiB, ` +
-      `refused ${s.refusedTcp} tcp + ${JSON.stringify(s.refusedHttp)}, timed out ${s.timedOut}, other errors ${s.otherErrors}, lost ${s.lost}, ` +
+      `refused ${s.refusedTcp} tcp + ${JSON.stringify(s.refusedHttp)}, timed out ${s.timedOut}, listen queue overflows ${f(s.server?.listenOverflows)}, other errors ${s.otherErrors}, lost ${s.lost}, ` +
       `missed while away ${s.missedWhileAway}, client CPU ${f(x.clientCpu.user + x.clientCpu.system, 2)} s`
   }
   if (r.scenario === 's7') {

@@ -43,9 +43,10 @@ export interface StormFigures {
   missedWhileAway: number
   /**
    * Filled in by the harness: SIGTERM to the new process listening (`downtimeMs`), of which the old process's exit
-   * (`stopMs`); then from /proc, the restarted server from its start to the end of the storm.
+   * (`stopMs`); then from /proc, the restarted server from its start to the end of the storm, and the SYNs the
+   * kernel dropped meanwhile because a listen queue was full (machine-wide TcpExt ListenOverflows).
    */
-  server?: { downtimeMs: number, stopMs: number, readyAt: number, cpuSeconds: number, peakCores: number, peakRssKiB: number }
+  server?: { downtimeMs: number, stopMs: number, readyAt: number, cpuSeconds: number, peakCores: number, peakRssKiB: number, listenOverflows: number }
 }
 
 const { values: args } = parseArgs({
