@@ -599,7 +599,7 @@ function oneLine (r: RunRecord): string {
     const f = (v: number | null | undefined, digits = 0): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '–')
     const s = x.storm
     return `re-joined 99 % in ${f(s.rejoin99Ms)} ms, 100 % in ${f(s.rejoin100Ms)} ms (${s.rejoined}/${x.members}; ` +
-      `server down ${f(s.server?.downtimeMs)} ms (stop ${f(s.server?.stopMs)} ms), 100 % ${f(s.rejoin100At - (s.server?.readyAt ?? NaN))} ms after its ready), ` +
+      `server down ${f(s.server?.downtimeMs)} ms (stop ${f(s.server?.stopMs)} ms), 100 % ${f((s.rejoin100At ?? NaN) - (s.server?.readyAt ?? NaN))} ms after its ready), ` +
       `server peak ${f(s.server?.peakCores, 2)} cores, ${f((s.server?.peakRssKiB ?? NaN) / 1024)} MiB, ` +
       `refused ${s.refusedTcp} tcp + ${JSON.stringify(s.refusedHttp)}, timed out ${s.timedOut}, listen queue overflows ${f(s.server?.listenOverflows)}, other errors ${s.otherErrors}, lost ${s.lost}, ` +
       `missed while away ${s.missedWhileAway}, client CPU ${f(x.clientCpu.user + x.clientCpu.system, 2)} s`
