@@ -113,3 +113,21 @@ export function median (values: number[]): number {
 }
 
 export const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * The machine's count of connections dropped because a listen queue was full (TcpExt ListenOverflows, from
+ * /proc/net/netstat): SYNs the kernel discarded, which the client retransmits after 1 s, 3 s, 7 s... NaN if absent.
+ */
+export function readListenOverflows (): number {
+  try {
+    const lines = readFileSync('/proc/net/netstat', 'utf8').split('\n')
+    for (let i = 0; i + 1 < lines.length; i += 2) {
+      if (!lines[i]!.startsWith('TcpExt:')) continue
+      const names = lines[i]!.split(/\s+/)
+      const values = lines[i + 1]!.split(/\s+/)
+      const k = names.indexOf('ListenOverflows')
+      return k < 0 ? NaN : Number(values[k])
+    }
+  } catch {}
+  return NaN
+}

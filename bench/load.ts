@@ -13,11 +13,12 @@ import { readFileSync } from 'node:fs'
 import { parseArgs } from 'node:util'
 import { performance } from 'node:perf_hooks'
 import WebSocket from 'ws'
+import type { StormFigures } from './storm.js'
 import {
   ACTION, CHANNEL, type CpuTime, cpuDelta, openFilesLimit, padFor, quantile, readCpu, readMachineCpu, readRssKiB, sleep
 } from './common.js'
 
-export type Scenario = 's1' | 's2' | 's3' | 's4' | 's5'
+export type Scenario = 's1' | 's2' | 's3' | 's4' | 's5' | 's6' | 's7'
 export type Protocol = 'realtime' | 'socketio'
 
 export interface ProcCpu { pid: number, user: number, system: number }
@@ -62,6 +63,10 @@ export interface LoadResult {
   windowMonoUs: [number, number]
   /** Deliveries never received after the drain (expected - received). */
   missing: number
+  /** Bytes read by the clients' TCP sockets in the window (S1-S3, S5, S7): the server's frames as sent on the wire. */
+  wireBytes?: number
+  /** S6 (bench/storm.ts): the reconnect storm's figures. */
+  storm?: StormFigures
   errors: string[]
 }
 
@@ -84,6 +89,8 @@ const { values: args } = parseArgs({
     messages: { type: 'string', default: '5' },
     'connect-timeout': { type: 'string', default: '120' },
     'mem-file': { type: 'string', default: '' },
+    'local-addresses': { type: 'string', default: '' },
+    deflate: { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false }
   },
   strict: true
@@ -101,7 +108,7 @@ function fatal (message: string): never {
 }
 
 const scenario = args.scenario as Scenario
-if (!['s1', 's2', 's3', 's4', 's5'].includes(scenario)) fatal(`unknown --scenario ${scenario}`)
+if (!['s1', 's2', 's3', 's4', 's5', 's7'].includes(scenario)) fatal(`unknown --scenario ${scenario}`)
 const protocol = args.protocol as Protocol
 if (protocol !== 'realtime' && protocol !== 'socketio') fatal(`unknown --protocol ${protocol}`)
 const urls = args.urls.split(',').filter(Boolean)
@@ -119,6 +126,8 @@ const pad = padFor(int('payload', 10))
 const concurrency = int('concurrency', 1)
 const messages = int('messages', 1)
 const connectTimeoutS = int('connect-timeout', 1)
+/** Source addresses of the connections, round robin (S7: 127.0.0.2-5, clear of one address's ephemeral ports). */
+const localAddresses = args['local-addresses'].split(',').filter(Boolean)
 const log = (msg: string): void => { if (!args.quiet) process.stderr.write(`load[${scenario}]: ${msg}\n`) }
 
 // Orphan guard: the harness may die; we must not keep sockets open forever.
@@ -285,7 +294,9 @@ const sockets: WebSocket[] = []
 
 function open (index: number, node: number, channel: string, timeoutMs: number): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(proto.url(urls[node]!, `d${index}`), { perMessageDeflate: false, skipUTF8Validation: true })
+    const localAddress = localAddresses.length === 0 ? undefined : localAddresses[index % localAddresses.length]
+    const ws = new WebSocket(proto.url(urls[node]!, `d${index}`),
+      { perMessageDeflate: args.deflate, skipUTF8Validation: true, ...(localAddress === undefined ? {} : { localAddress }) })
     let joined = false
     const timer = setTimeout(() => {
       ws.terminate()
@@ -347,9 +358,16 @@ async function openMany (first: number, count: number, placement: (i: number) =>
 // ---------------------------------------------------------------------------------------------------------
 // Measurement helpers
 
-interface Snapshot { at: number, mono: number, delivered: number, server: CpuTime[], aux: CpuTime[], client: CpuTime, machineBusy: number }
+interface Snapshot { at: number, mono: number, delivered: number, server: CpuTime[], aux: CpuTime[], client: CpuTime, machineBusy: number, wire: number }
+/** Bytes the clients' TCP sockets have read (what the servers wrote to them, frames and headers). */
+function wireBytes (): number {
+  let n = 0
+  for (const ws of sockets) n += (ws as unknown as { _socket?: { bytesRead: number } } | undefined)?._socket?.bytesRead ?? 0
+  return n
+}
 function snapshot (): Snapshot {
   return {
+    wire: wireBytes(),
     at: performance.now(),
     mono: Number(process.hrtime.bigint() / 1000n),
     delivered,
@@ -514,6 +532,7 @@ async function streamScenario (mode: 'window' | 'rate'): Promise<LoadResult> {
     result.clientCpu = cpuDelta(a.client, b.client)
     result.otherCpuS = otherCpu(a, b)
     result.windowMonoUs = [a.mono, b.mono]
+    result.wireBytes = b.wire - a.wire
     result.latency = latencySummary()
     // Drain: every published message must reach every member.
     const expected = published * members
@@ -613,11 +632,55 @@ async function scaleScenario (): Promise<LoadResult> {
   return result
 }
 
+/**
+ * S7: `members` idle connections joined to one channel (sources spread over --local-addresses): memory per
+ * connection (RSS and heap after forced GCs, before and after), then one broadcast to all of them: time from publish
+ * to the last delivery; `serverCpu` is the broadcast's.
+ */
+async function bigScenario (): Promise<LoadResult> {
+  const result = baseResult()
+  const before = await gcAndMemory()
+  const connectS = await openMany(0, members, () => ({ node: 0, channel: CHANNEL }))
+  result.connect = { count: members, seconds: connectS, perSec: members / connectS }
+  log(`${members} members joined in ${connectS.toFixed(2)} s`)
+  await sleep(500)
+  const after = await gcAndMemory()
+  result.rss = { beforeKiB: before.rssKiB, afterKiB: after.rssKiB, perConnectionKiB: (after.rssKiB - before.rssKiB) / members, warmConnections: 0 }
+  if (Number.isFinite(before.heapKiB) && Number.isFinite(after.heapKiB)) {
+    result.heap = { beforeKiB: before.heapKiB, afterKiB: after.heapKiB, perConnectionKiB: (after.heapKiB - before.heapKiB) / members }
+  }
+  const a = snapshot()
+  sampleCount = 0
+  windowDelivered = 0
+  measuring = true
+  const start = performance.now()
+  publishOne(sockets[0]!)
+  result.published = 1
+  if (!(await waitDelivered(members, 120_000))) error(`${members - delivered} of ${members} deliveries missing after 120 s`)
+  const fanoutMs = performance.now() - start
+  measuring = false
+  const b = snapshot()
+  result.seconds = fanoutMs / 1000
+  result.deliveries = windowDelivered
+  result.deliveriesPerSec = windowDelivered / result.seconds
+  result.serverCpu = perProc(serverPids, a.server, b.server)
+  result.clientCpu = cpuDelta(a.client, b.client)
+  result.otherCpuS = otherCpu(a, b)
+  result.windowMonoUs = [a.mono, b.mono]
+  result.latency = latencySummary()
+  result.fanoutMs = [fanoutMs]
+  result.fanoutP50Ms = [result.latency.p50]
+  result.missing = Math.max(0, members - delivered)
+  log(`${result.rss.perConnectionKiB.toFixed(2)} KiB/connection; broadcast to ${members} in ${fanoutMs.toFixed(1)} ms`)
+  return result
+}
+
 async function main (): Promise<void> {
   let result: LoadResult
   if (scenario === 's1' || scenario === 's3') result = await streamScenario('window')
   else if (scenario === 's2') result = await streamScenario('rate')
   else if (scenario === 's4') result = await memoryScenario()
+  else if (scenario === 's7') result = await bigScenario()
   else result = await scaleScenario()
   if (scenario !== 's4' && result.deliveries === 0) error('no delivery in the measured window')
   expectedClose = true

@@ -71,6 +71,26 @@ export interface RunMetrics {
   fanoutMs: number
   fanoutFirstMs: number
   fanoutP50Ms: number
+  /** Connections the run opened (S7: fewer than asked when the open files limit is lower). */
+  connections: number
+  /** Bytes on the wire (read by the clients' sockets) per delivery. */
+  wireBytesPerDelivery: number
+  /** S6: from the restart to 99 % / 100 % of the members re-joined, ms. */
+  rejoin99Ms: number
+  rejoin100Ms: number
+  /** S6: from the restarted server's `ready` to 100 % re-joined, ms (the process start-up left out); its downtime, ms. */
+  rejoinAfterReadyMs: number
+  stormDowntimeMs: number
+  /** S6: the restarted server's peak CPU (cores over 500 ms) and peak RSS (MiB) during the storm. */
+  stormPeakCores: number
+  stormPeakRssMiB: number
+  /** S6: failed handshakes (TCP refused, HTTP refused, timed out) during the storm. */
+  stormRefused: number
+  /** S6: connection attempts dropped by a full listen queue during the storm (machine-wide counter). */
+  stormListenOverflows: number
+  /** S6: acknowledged messages a connected member missed; and those published while members were away. */
+  stormLost: number
+  stormMissedWhileAway: number
 }
 
 export function runMetrics (r: RunRecord): RunMetrics | undefined {
@@ -98,7 +118,19 @@ export function runMetrics (r: RunRecord): RunMetrics | undefined {
     usPerConnection: r.scenario === 's4' && x.connect.count > 0 ? serverCpuS / x.connect.count * 1e6 : NaN,
     fanoutMs: x.fanoutMs === undefined ? NaN : median(x.fanoutMs),
     fanoutFirstMs: x.fanoutMs?.[0] ?? NaN,
-    fanoutP50Ms: x.fanoutP50Ms === undefined ? NaN : median(x.fanoutP50Ms)
+    fanoutP50Ms: x.fanoutP50Ms === undefined ? NaN : median(x.fanoutP50Ms),
+    connections: x.connect.count,
+    wireBytesPerDelivery: x.wireBytes === undefined || deliveries === 0 ? NaN : x.wireBytes / deliveries,
+    rejoin99Ms: x.storm?.rejoin99Ms ?? NaN,
+    rejoin100Ms: x.storm?.rejoin100Ms ?? NaN,
+    rejoinAfterReadyMs: (x.storm?.rejoin100At ?? NaN) - (x.storm?.server?.readyAt ?? NaN),
+    stormDowntimeMs: x.storm?.server?.downtimeMs ?? NaN,
+    stormPeakCores: x.storm?.server?.peakCores ?? NaN,
+    stormPeakRssMiB: (x.storm?.server?.peakRssKiB ?? NaN) / 1024,
+    stormRefused: x.storm === undefined ? NaN : x.storm.refusedTcp + x.storm.timedOut + Object.values(x.storm.refusedHttp).reduce((a, b) => a + b, 0),
+    stormListenOverflows: x.storm?.server?.listenOverflows ?? NaN,
+    stormLost: x.storm?.lost ?? NaN,
+    stormMissedWhileAway: x.storm?.missedWhileAway ?? NaN
   }
 }
 
@@ -121,7 +153,8 @@ function stat (values: number[]): Stat {
 
 const SCALARS: ScalarMetric[] = [
   'deliveriesPerSec', 'p50', 'p99', 'max', 'usPerDelivery', 'serverCpuS', 'serverSysShare', 'clientCpuS', 'redisCpuS', 'otherCpuS',
-  'kibPerConnection', 'heapKibPerConnection', 'connectionsPerSec', 'usPerConnection', 'fanoutMs', 'fanoutFirstMs', 'fanoutP50Ms'
+  'kibPerConnection', 'heapKibPerConnection', 'connectionsPerSec', 'usPerConnection', 'fanoutMs', 'fanoutFirstMs', 'fanoutP50Ms',
+  'connections', 'wireBytesPerDelivery', 'rejoin99Ms', 'rejoin100Ms', 'rejoinAfterReadyMs', 'stormDowntimeMs', 'stormPeakCores', 'stormPeakRssMiB', 'stormRefused', 'stormListenOverflows', 'stormLost', 'stormMissedWhileAway'
 ]
 
 export function summarize (results: BenchResults): TargetSummary[] {
@@ -146,7 +179,7 @@ export function summarize (results: BenchResults): TargetSummary[] {
       serverCpuPerProcS: Array.from({ length: procs }, (_, i) => median(metrics.map((m) => m.serverCpuPerProcS[i] ?? NaN)))
     })
   }
-  const order: Scenario[] = ['s1', 's2', 's3', 's4', 's5']
+  const order: Scenario[] = ['s1', 's2', 's3', 's4', 's5', 's6', 's7']
   return out.sort((a, b) => order.indexOf(a.scenario) - order.indexOf(b.scenario))
 }
 
@@ -178,7 +211,9 @@ const SCENARIO_TITLES: Record<Scenario, string> = {
   s2: 'S2 — latency at a fixed rate',
   s3: 'S3 — two nodes + Redis',
   s4: 'S4 — memory per idle connection',
-  s5: 'S5 — scale: one message to every connection'
+  s5: 'S5 — scale: one message to every connection',
+  s6: 'S6 — reconnect storm: the node restarts, every client comes back',
+  s7: 'S7 — idle connections at scale on one node (100,000 where the open files limit allows)'
 }
 
 function scenarioLine (s: Scenario, o: Record<string, number>): string {
@@ -195,6 +230,17 @@ function scenarioLine (s: Scenario, o: Record<string, number>): string {
       `Connection rate: full handshake + welcome + join, ${o.concurrency} in parallel.`
     case 's5': return `${o.scaleConnections} connections in one channel on one node; ${o.scaleMessages} messages published one at a time ` +
       '(each waits until every connection received the previous one). Time to deliver = publish → last delivery, median over the messages.'
+    case 's6': return `${o.stormConnections} connections joined to one channel on one node, a publisher sending ${o.stormRate} msg/s through it; ` +
+      'the server process is stopped (SIGTERM, as a deploy) and started again on the same port. Every client reconnects with its own ' +
+      'policy (fastify-realtime and ws-raw: the client SDK\'s backoffDelay, 500 ms-30 s, full jitter; Socket.IO: socket.io-client\'s ' +
+      'defaults, 1-5 s ±50 %) and re-joins. Times are from the first close the clients see (server down: from SIGTERM to the new ' +
+      'process listening, its start-up included; after ready: from then to the last re-join); peak CPU (cores over 500 ms) and RSS ' +
+      'are the restarted process\'s; refused = TCP refused + HTTP refused + timed out attempts; listen queue overflows = SYNs ' +
+      'the kernel dropped because the accept queue was full (TcpExt ListenOverflows, machine-wide; Node listens with a backlog of 511); lost = acknowledged messages a ' +
+      'connected member never got; missed while away = member-messages published while members were disconnected (what history recovery restores).'
+    case 's7': return `${o.scaleIdleConnections} connections (asked: 100,000 unless --scale-idle-connections; fewer when the open files limit is lower) joined to one channel on one node, sources spread over 127.0.0.2-5; ` +
+      'RSS per connection (after forced GCs, before and after the connections), then one broadcast to all: time from publish to the ' +
+      'last delivery and the server CPU of that broadcast per delivery. The load generator receives every delivery on the same 2 cores.'
   }
 }
 
@@ -216,14 +262,14 @@ function table (scenario: Scenario, rows: TargetSummary[]): string {
   }
   const refName = ref?.target ?? 'fastify-realtime'
   if (scenario === 's1' || scenario === 's3') {
-    const cols = ['target', 'deliveries/s', 'p50 ms', 'p99 ms', '**server CPU µs/delivery**', 'kernel share', 'server CPU s', 'client CPU s']
+    const cols = ['target', 'deliveries/s', 'p50 ms', 'p99 ms', '**server CPU µs/delivery**', 'kernel share', 'wire B/delivery', 'server CPU s', 'client CPU s']
     if (scenario === 's3') cols.push('redis CPU s')
     cols.push(`${refName} ÷ target: µs/delivery`, 'deliveries/s')
     head(cols)
     for (const r of rows) {
       const s = r.stats
       const c = [r.target, range(s.deliveriesPerSec), range(s.p50), range(s.p99), `**${range(s.usPerDelivery)}**`,
-        `${fmt(s.serverSysShare.median * 100)} %`, cpuPerProc(r), fmt(s.clientCpuS.median)]
+        `${fmt(s.serverSysShare.median * 100)} %`, fmt(s.wireBytesPerDelivery.median), cpuPerProc(r), fmt(s.clientCpuS.median)]
       if (scenario === 's3') c.push(fmt(s.redisCpuS.median))
       c.push(r === ref || ref === undefined ? '1' : ratio(ref.stats.usPerDelivery, s.usPerDelivery),
         r === ref || ref === undefined ? '1' : ratio(ref.stats.deliveriesPerSec, s.deliveriesPerSec))
@@ -248,6 +294,25 @@ function table (scenario: Scenario, rows: TargetSummary[]): string {
         r === ref || ref === undefined ? '1' : ratio(ref.stats.kibPerConnection, s.kibPerConnection),
         r === ref || ref === undefined ? '1' : ratio(ref.stats.connectionsPerSec, s.connectionsPerSec),
         r === ref || ref === undefined ? '1' : ratio(ref.stats.usPerConnection, s.usPerConnection)].join(' | ')} |`)
+    }
+  } else if (scenario === 's6') {
+    head(['target', '**100 % re-joined ms**', '99 % re-joined ms', 'server down ms', '100 % after ready ms', 'peak server cores', 'peak server RSS MiB', 'refused attempts', 'listen queue overflows',
+      'lost', 'missed while away', `${refName} ÷ target: 100 % time`])
+    for (const r of rows) {
+      const s = r.stats
+      lines.push(`| ${[r.target, `**${range(s.rejoin100Ms)}**`, range(s.rejoin99Ms), range(s.stormDowntimeMs), range(s.rejoinAfterReadyMs), range(s.stormPeakCores), range(s.stormPeakRssMiB),
+        range(s.stormRefused), range(s.stormListenOverflows), range(s.stormLost), range(s.stormMissedWhileAway),
+        r === ref || ref === undefined ? '1' : ratio(ref.stats.rejoin100Ms, s.rejoin100Ms)].join(' | ')} |`)
+    }
+  } else if (scenario === 's7') {
+    head(['target', 'connections', 'connections/s', '**RSS KiB/connection**', 'heap+external KiB/connection', '**broadcast to all ms**',
+      'server CPU µs/delivery', `${refName} ÷ target: KiB/connection`, 'broadcast time'])
+    for (const r of rows) {
+      const s = r.stats
+      lines.push(`| ${[r.target, fmt(s.connections.median), range(s.connectionsPerSec), `**${range(s.kibPerConnection)}**`, range(s.heapKibPerConnection),
+        `**${range(s.fanoutMs)}**`, range(s.usPerDelivery),
+        r === ref || ref === undefined ? '1' : ratio(ref.stats.kibPerConnection, s.kibPerConnection),
+        r === ref || ref === undefined ? '1' : ratio(ref.stats.fanoutMs, s.fanoutMs)].join(' | ')} |`)
     }
   } else {
     head(['target', '**time to deliver ms**', 'first message ms', 'median delivery ms', '**server CPU µs/delivery**',
@@ -293,7 +358,7 @@ export function markdownResults (results: BenchResults, svgHref: string): string
   out.push(`![Benchmark chart](${svgHref})`)
   out.push('')
   const failed = results.runs.filter((r) => !r.ok)
-  for (const scenario of ['s1', 's2', 's3', 's4', 's5'] as Scenario[]) {
+  for (const scenario of ['s1', 's2', 's3', 's4', 's5', 's6', 's7'] as Scenario[]) {
     const rows = summaries.filter((s) => s.scenario === scenario)
     if (rows.length === 0) continue
     out.push(`### ${SCENARIO_TITLES[scenario]}`)
@@ -351,7 +416,11 @@ const PANELS: Panel[] = [
   { scenario: 's3', metric: 'usPerDelivery', title: 'S3 2 nodes + Redis: server CPU per delivery', unit: 'µs', better: 'lower' },
   { scenario: 's3', metric: 'deliveriesPerSec', title: 'S3 2 nodes + Redis: deliveries/s', unit: '/s', better: 'higher' },
   { scenario: 's4', metric: 'kibPerConnection', title: 'S4 RSS per idle joined connection', unit: 'KiB', better: 'lower' },
-  { scenario: 's5', metric: 'fanoutMs', title: 'S5 one message to every connection: time to deliver', unit: 'ms', better: 'lower' }
+  { scenario: 's5', metric: 'fanoutMs', title: 'S5 one message to every connection: time to deliver', unit: 'ms', better: 'lower' },
+  { scenario: 's6', metric: 'rejoin100Ms', title: 'S6 reconnect storm: time until every client re-joined', unit: 'ms', better: 'lower' },
+  { scenario: 's6', metric: 'stormPeakRssMiB', title: 'S6 reconnect storm: peak server RSS', unit: 'MiB', better: 'lower' },
+  { scenario: 's7', metric: 'kibPerConnection', title: 'S7 idle connections at scale: RSS per connection', unit: 'KiB', better: 'lower' },
+  { scenario: 's7', metric: 'fanoutMs', title: 'S7 idle connections at scale: one broadcast to all', unit: 'ms', better: 'lower' }
 ]
 
 function esc (s: string): string {
@@ -415,7 +484,8 @@ export function svgChart (results: BenchResults): string {
   const m = results.meta.machine
   const foot1 = `${m.cpus} cores (${m.cpuModel}), Node.js ${m.node}, ${results.meta.date.slice(0, 10)}: the servers, the load generator and ` +
     `redis-server share the ${m.cpus} cores.`
-  const foot2 = `${results.meta.command}   (S5: ${results.meta.options.scaleConnections} connections; S1-S3: ${results.meta.options.members} members)`
+  const o = results.meta.options
+  const foot2 = `${results.meta.command}   (S1-S3: ${o.members} members; S5: ${o.scaleConnections}; S6: ${o.stormConnections ?? '–'}; S7: ${o.scaleIdleConnections ?? '–'} connections)`
   const H = y + 44
   return [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="system-ui, -apple-system, 'Segoe UI', Helvetica, Arial, sans-serif">`,

@@ -24,7 +24,7 @@ import { cpus, tmpdir, totalmem, release } from 'node:os'
 import { dirname, join, relative, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
-import { freePort, readMachineCpu, sleep } from './common.js'
+import { freePort, readCpu, readListenOverflows, readMachineCpu, readRssKiB, sleep } from './common.js'
 import type { LoadResult, Protocol, Scenario } from './load.js'
 import { writeReport, type BenchResults, type RunRecord } from './report.js'
 
@@ -39,6 +39,8 @@ export interface TargetDef {
   nodes: 1 | 2
   redis: boolean
   env?: Record<string, string>
+  /** Extra arguments of the load generator for this target (e.g. `--deflate`: the clients offer permessage-deflate). */
+  loadArgs?: string[]
   description: string
 }
 
@@ -48,6 +50,8 @@ export const TARGETS: TargetDef[] = [
   { name: 'ws-raw', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, description: 'ws alone: Map channel -> Set, same JSON frames, send() in a loop' },
   { name: 'ws-prebuilt', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_WS_MODE: 'prebuilt' }, description: 'ws-raw with the WebSocket frame built once per message (Sender.frame + _sender.sendFrame)' },
   { name: 'ws-prebuilt-write', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_WS_MODE: 'prebuilt-write' }, description: 'ws-raw with header + payload built once into one Buffer per message and written with ws._socket.write' },
+  { name: 'fastify-realtime+deflate', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_DEFLATE: '1' }, loadArgs: ['--deflate'], description: 'this plugin with perMessageDeflate: true (one compression per message per node), clients offering permessage-deflate; run with --targets' },
+  { name: 'ws-deflate', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_WS_MODE: 'deflate' }, loadArgs: ['--deflate'], description: 'ws-raw with ws\'s own per-socket permessage-deflate (no context takeover, zlib level 1 as the plugin), clients offering it; run with --targets' },
   { name: 'socket.io', file: 'socketio.ts', protocol: 'socketio', nodes: 1, redis: false, description: 'Socket.IO 4, websocket transport only, rooms, io.to(room).emit' },
   { name: 'fastify-realtime+redis', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 2, redis: true, description: 'this plugin, redisAdapter({ url }), two nodes' },
   { name: 'fastify-realtime+history', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_HISTORY: '1' }, description: 'this plugin, memory adapter, history on every channel (size 100, ttl 10 min); run with --targets' },
@@ -62,12 +66,14 @@ export const SCENARIO_TARGETS: Record<Scenario, string[]> = {
   s2: ['fastify-realtime', 'ws-raw', 'ws-prebuilt', 'ws-prebuilt-write', 'socket.io'],
   s3: ['fastify-realtime+redis', 'ws+ioredis', 'socket.io+redis-adapter'],
   s4: ['fastify-realtime', 'ws-raw', 'socket.io'],
-  s5: ['fastify-realtime', 'ws-raw', 'ws-prebuilt', 'ws-prebuilt-write', 'socket.io']
+  s5: ['fastify-realtime', 'ws-raw', 'ws-prebuilt', 'ws-prebuilt-write', 'socket.io'],
+  s6: ['fastify-realtime', 'ws-raw', 'socket.io'],
+  s7: ['fastify-realtime', 'ws-raw']
 }
 
 const { values: args } = parseArgs({
   options: {
-    scenarios: { type: 'string', default: 's1,s2,s3,s4,s5' },
+    scenarios: { type: 'string', default: 's1,s2,s3,s4,s5,s6,s7' },
     targets: { type: 'string', default: '' },
     reps: { type: 'string', default: '3' },
     members: { type: 'string', default: '1000' },
@@ -81,6 +87,10 @@ const { values: args } = parseArgs({
     'idle-channels': { type: 'string', default: '100' },
     'scale-connections': { type: 'string', default: '10000' },
     'scale-messages': { type: 'string', default: '5' },
+    'storm-connections': { type: 'string', default: '10000' },
+    'storm-rate': { type: 'string', default: '10' },
+    'scale-idle-connections': { type: 'string', default: '100000' },
+    'local-addresses': { type: 'string', default: '127.0.0.2,127.0.0.3,127.0.0.4,127.0.0.5' },
     concurrency: { type: 'string', default: '100' },
     smoke: { type: 'boolean', default: false },
     json: { type: 'string' },
@@ -107,7 +117,7 @@ if (args.help) {
 if (args.smoke) {
   const given = new Set(process.argv.slice(2).map((a) => a.replace(/^--/, '').split('=')[0]))
   const preset: Record<string, string> = {
-    scenarios: 's1,s3,s4',
+    scenarios: 's1,s3,s4,s6,s7',
     targets: 'fastify-realtime,ws-raw,fastify-realtime+redis,ws+ioredis',
     reps: '1',
     members: '200',
@@ -117,11 +127,16 @@ if (args.smoke) {
     'idle-channels': '10',
     'scale-connections': '300',
     'scale-messages': '2',
+    'storm-connections': '300',
+    'scale-idle-connections': '400',
     'quiet-wait': '0',
     retries: '0'
   }
   for (const [k, v] of Object.entries(preset)) if (!given.has(k)) (args as Record<string, unknown>)[k] = v
 }
+
+/** In the smoke preset, S6 and S7 run for the plugin only (CI time: each storm takes 10-20 s whatever its size). */
+const SMOKE_ONLY: Partial<Record<Scenario, string[]>> = { s6: ['fastify-realtime'], s7: ['fastify-realtime'] }
 
 const smokeDir = join(tmpdir(), 'fastify-realtime-bench-smoke')
 const out = {
@@ -142,7 +157,7 @@ function num (name: keyof typeof args, min: number): number {
 const scenarios = args.scenarios!.split(',').map((s) => s.trim().toLowerCase()).filter(Boolean) as Scenario[]
 for (const s of scenarios) {
   if (!(s in SCENARIO_TARGETS)) {
-    process.stderr.write(`bench: unknown scenario ${s} (s1..s5)\n`)
+    process.stderr.write(`bench: unknown scenario ${s} (s1..s7)\n`)
     process.exit(2)
   }
 }
@@ -166,12 +181,16 @@ const options = {
   idleChannels: num('idle-channels', 1),
   scaleConnections: num('scale-connections', 2),
   scaleMessages: num('scale-messages', 1),
+  stormConnections: num('storm-connections', 1),
+  stormRate: num('storm-rate', 1),
+  scaleIdleConnections: num('scale-idle-connections', 2),
   concurrency: num('concurrency', 1)
 }
 const quietWait = num('quiet-wait', 0)
 const quietThreshold = num('quiet-threshold', 0)
 const maxBackground = num('max-background', 0)
 const retries = num('retries', 0)
+const localAddresses = args['local-addresses']!
 const cpuProfDir = args['cpu-prof'] === undefined ? undefined : resolve(args['cpu-prof'])
 const verbose = args.verbose === true
 const log = (msg: string): void => { process.stderr.write(`bench: ${msg}\n`) }
@@ -187,13 +206,35 @@ const nofile = (() => {
     return 'unlimited'
   }
 })()
+/** S7 needs more than 100,000 descriptors in the server and the load generator: raised that far when allowed. */
+const WANTED_NOFILE = 262144
+/** The open files limit the children really get (raising past the hard limit needs CAP_SYS_RESOURCE). */
+const childNofile = (() => {
+  try {
+    const v = execFileSync('sh', ['-c', `ulimit -n ${WANTED_NOFILE} 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; ulimit -n`], { encoding: 'utf8' }).trim()
+    return v === 'unlimited' ? Infinity : Number(v)
+  } catch {
+    return 1024
+  }
+})()
+// S7 asks for one descriptor per connection in the server and in the load generator: past the limit, it runs with
+// as many as fit (the result records how many), rather than failing.
+if (scenarios.includes('s7') && options.scaleIdleConnections + 500 > childNofile) {
+  const fit = Math.max(2, childNofile - 500)
+  process.stderr.write(`bench: S7 asked for ${options.scaleIdleConnections} connections but a process may open only ${childNofile} files ` +
+    `here (ulimit -n; raising it needs root with CAP_SYS_RESOURCE): running S7 with ${fit}\n`)
+  options.scaleIdleConnections = fit
+}
 
-/** Spawns `node <nodeArgs>` with the open files limit raised to the hard limit; the pid is node's. */
+/**
+ * Spawns `node <nodeArgs>` with the open files limit raised to WANTED_NOFILE when the process may (root, or a hard
+ * limit that high), else to the hard limit; the pid is node's.
+ */
 function spawnNode (nodeArgs: string[], env: Record<string, string | undefined>): ChildProcess {
-  const script = 'ulimit -n "$BENCH_NOFILE" 2>/dev/null || ulimit -n 65536 2>/dev/null; exec "$0" "$@"'
+  const script = 'ulimit -n "$BENCH_NOFILE_WANTED" 2>/dev/null || ulimit -n "$BENCH_NOFILE" 2>/dev/null || ulimit -n 65536 2>/dev/null; exec "$0" "$@"'
   const child = spawn('/bin/sh', ['-c', script, process.execPath, ...nodeArgs], {
     cwd: root,
-    env: { ...process.env, ...env, BENCH_NOFILE: nofile === 'unlimited' ? '1048576' : nofile },
+    env: { ...process.env, ...env, BENCH_NOFILE: nofile === 'unlimited' ? '1048576' : nofile, BENCH_NOFILE_WANTED: String(WANTED_NOFILE) },
     stdio: ['ignore', 'pipe', 'pipe']
   })
   track(child)
@@ -322,8 +363,8 @@ function collectProfile (profileName: string): void {
   }
 }
 
-async function startServer (target: TargetDef, redisUrl: string | undefined, profileName: string | undefined): Promise<Server> {
-  const port = await freePort()
+async function startServer (target: TargetDef, redisUrl: string | undefined, profileName: string | undefined, samePort?: number): Promise<Server> {
+  const port = samePort ?? await freePort()
   const nodeArgs = ['--expose-gc', '--import', 'tsx']
   if (profileName !== undefined && cpuProfDir !== undefined) {
     // One directory per process: with `--import tsx` the module loader runs in a worker thread that writes a
@@ -368,6 +409,7 @@ function loadArgs (scenario: Scenario, target: TargetDef, servers: Server[], red
     '--concurrency', String(options.concurrency)
   ]
   if (redis !== undefined && target.redis) common.push('--aux-pids', String(redis.pid))
+  if (target.loadArgs !== undefined) common.push(...target.loadArgs)
   if (!verbose) common.push('--quiet')
   const connectS = 60
   switch (scenario) {
@@ -396,13 +438,41 @@ function loadArgs (scenario: Scenario, target: TargetDef, servers: Server[], red
           '--connect-timeout', '180'],
         timeoutS: 180 + options.scaleMessages * 31 + 30
       }
+    case 's6':
+      return {
+        args: ['--protocol', target.protocol, '--policy', target.protocol === 'socketio' ? 'socketio' : 'sdk',
+          '--url', `ws://127.0.0.1:${servers[0]!.port}`, '--connections', String(options.stormConnections),
+          '--rate', String(options.stormRate), '--concurrency', String(options.concurrency), '--timeout', '180',
+          '--settle', args.smoke === true ? '0.5' : '2',
+          '--local-addresses', localAddresses, ...(verbose ? [] : ['--quiet'])],
+        timeoutS: 180 + 180 + 60
+      }
+    case 's7':
+      return {
+        args: [...common, '--members', String(options.scaleIdleConnections), '--connect-timeout', '600',
+          '--local-addresses', localAddresses, '--mem-file', servers[0]!.memFile],
+        timeoutS: 600 + 180
+      }
   }
 }
 
-async function runLoad (argv: string[], timeoutS: number): Promise<{ result: LoadResult | undefined, code: number | null, stderr: string }> {
-  const child = spawnNode(['--import', 'tsx', join(root, 'bench/load.ts'), ...argv], {})
+/**
+ * Runs the load generator (bench/load.ts; S6: bench/storm.ts) to its end. `onStorm` is called when it prints a
+ * `storm` line (S6: the moment to restart the server).
+ */
+async function runLoad (script: string, argv: string[], timeoutS: number, onStorm?: () => void): Promise<{ result: LoadResult | undefined, code: number | null, stderr: string }> {
+  // 100,000 ws clients (S7) need more than the default heap.
+  const child = spawnNode(['--max-old-space-size=8192', '--import', 'tsx', join(root, 'bench', script), ...argv], {})
   let stdout = ''
-  child.stdout!.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stdout!.on('data', (chunk: Buffer) => {
+    stdout += chunk.toString()
+    if (onStorm !== undefined && /^storm$/m.test(stdout)) {
+      stdout = stdout.replace(/^storm\n/m, '')
+      const f = onStorm
+      onStorm = undefined
+      f()
+    }
+  })
   const stderr = tail(child.stderr, 8000, verbose)
   const timer = setTimeout(() => {
     log(`load generator still running after ${timeoutS} s: killing it`)
@@ -429,8 +499,19 @@ async function runOne (scenario: Scenario, target: TargetDef, rep: number, redis
       servers.push(await startServer(target, target.redis ? redis?.url : undefined, profileName))
     }
     const { args: argv, timeoutS } = loadArgs(scenario, target, servers, redis)
-    const { result, code, stderr } = await runLoad(argv, timeoutS)
+    let storm: Promise<StormServer> | undefined
+    const onStorm = scenario === 's6' ? () => { storm = restartServer(target, servers) } : undefined
+    const { result, code, stderr } = await runLoad(scenario === 's6' ? 'storm.ts' : 'load.ts', argv, timeoutS, onStorm)
     const errors = [...(result?.errors ?? [])]
+    if (scenario === 's6') {
+      if (storm === undefined) errors.push('the storm never started')
+      else {
+        const s = await storm
+        s.stop()
+        if (result?.storm !== undefined) result.storm.server = s.figures()
+        if (s.error !== undefined) errors.push(s.error)
+      }
+    }
     if (result === undefined) errors.push(`load generator exited (${code}) without a result: ${stderr.slice(-2000)}`)
     else if (code !== 0 && errors.length === 0) errors.push(`load generator exited with ${code}: ${stderr.slice(-2000)}`)
     return { scenario, target: target.name, rep, ok: errors.length === 0 && result !== undefined, errors, result, wallSeconds: (Date.now() - started) / 1000 }
@@ -442,6 +523,58 @@ async function runOne (scenario: Scenario, target: TargetDef, rep: number, redis
     for (const s of servers) {
       if (s.profileName !== undefined) collectProfile(s.profileName)
       rmSync(s.memFile, { force: true })
+    }
+  }
+}
+
+interface StormServer { stop: () => void, figures: () => NonNullable<NonNullable<LoadResult['storm']>['server']>, error?: string }
+
+/**
+ * S6: stops the target's server (SIGTERM, as a deploy does), starts it again on the same port (replacing it in
+ * `servers`) and samples the new process's CPU and RSS every 100 ms until `stop()`: peak cores over 500 ms, peak RSS.
+ */
+async function restartServer (target: TargetDef, servers: Server[]): Promise<StormServer> {
+  const old = servers[0]!
+  const overflowsBefore = readListenOverflows()
+  const stoppedAt = Date.now()
+  await stopChild(old.child)
+  const stopMs = Date.now() - stoppedAt
+  let next: Server
+  try {
+    next = await startServer(target, undefined, undefined, old.port)
+  } catch (err) {
+    return { stop () {}, figures: () => ({ downtimeMs: NaN, stopMs, readyAt: NaN, cpuSeconds: NaN, peakCores: NaN, peakRssKiB: NaN, listenOverflows: NaN }), error: `restart: ${(err as Error).message}` }
+  }
+  servers[0] = next
+  const readyAt = Date.now()
+  const downtimeMs = readyAt - stoppedAt
+  const samples: Array<{ at: number, cpu: number }> = []
+  let peakRssKiB = 0
+  let listenOverflows = NaN
+  const sample = (): void => {
+    listenOverflows = readListenOverflows() - overflowsBefore
+    try {
+      const c = readCpu(next.pid)
+      samples.push({ at: Date.now(), cpu: c.user + c.system })
+      peakRssKiB = Math.max(peakRssKiB, readRssKiB(next.pid))
+    } catch {}
+  }
+  sample()
+  const timer = setInterval(sample, 100)
+  return {
+    stop () {
+      clearInterval(timer)
+      sample()
+    },
+    figures () {
+      let peakCores = 0
+      for (let i = 0, j = 0; i < samples.length; i++) {
+        while (samples[i]!.at - samples[j]!.at > 500) j++
+        const dt = (samples[i]!.at - samples[j]!.at) / 1000
+        if (dt >= 0.4) peakCores = Math.max(peakCores, (samples[i]!.cpu - samples[j]!.cpu) / dt)
+      }
+      const cpuSeconds = samples.length === 0 ? NaN : samples[samples.length - 1]!.cpu - samples[0]!.cpu
+      return { downtimeMs, stopMs, readyAt, cpuSeconds, peakCores, peakRssKiB, listenOverflows }
     }
   }
 }
@@ -461,10 +594,25 @@ function oneLine (r: RunRecord): string {
   if (r.scenario === 's4') {
     return `${x.rss!.perConnectionKiB.toFixed(2)} KiB RSS/connection (heap+external ${x.heap?.perConnectionKiB.toFixed(2) ?? '?'} KiB), ${x.connect.perSec.toFixed(0)} connections/s, server CPU ${serverCpu.toFixed(2)} s${bg}`
   }
+  if (r.scenario === 's6' && x.storm !== undefined) {
+    // NaN travels as null in JSON.
+    const f = (v: number | null | undefined, digits = 0): string => (typeof v === 'number' && Number.isFinite(v) ? v.toFixed(digits) : '–')
+    const s = x.storm
+    return `re-joined 99 % in ${f(s.rejoin99Ms)} ms, 100 % in ${f(s.rejoin100Ms)} ms (${s.rejoined}/${x.members}; ` +
+      `server down ${f(s.server?.downtimeMs)} ms (stop ${f(s.server?.stopMs)} ms), 100 % ${f((s.rejoin100At ?? NaN) - (s.server?.readyAt ?? NaN))} ms after its ready), ` +
+      `server peak ${f(s.server?.peakCores, 2)} cores, ${f((s.server?.peakRssKiB ?? NaN) / 1024)} MiB, ` +
+      `refused ${s.refusedTcp} tcp + ${JSON.stringify(s.refusedHttp)}, timed out ${s.timedOut}, listen queue overflows ${f(s.server?.listenOverflows)}, other errors ${s.otherErrors}, lost ${s.lost}, ` +
+      `missed while away ${s.missedWhileAway}, client CPU ${f(x.clientCpu.user + x.clientCpu.system, 2)} s`
+  }
+  if (r.scenario === 's7') {
+    return `${x.connect.count} connections at ${x.connect.perSec.toFixed(0)}/s, ${x.rss!.perConnectionKiB.toFixed(2)} KiB RSS/connection, ` +
+      `broadcast to all in ${x.fanoutMs![0]!.toFixed(1)} ms, server CPU ${serverCpu.toFixed(2)} s, client CPU ${client.toFixed(2)} s${bg}`
+  }
   if (r.scenario === 's5') {
     return `fan-out ${x.fanoutMs!.map((v) => v.toFixed(1)).join('/')} ms, ${(serverCpu / x.deliveries * 1e6).toFixed(2)} µs server CPU/delivery, ${x.connect.perSec.toFixed(0)} connections/s${bg}`
   }
-  return `${x.deliveriesPerSec.toFixed(0)} deliveries/s, p50 ${x.latency.p50.toFixed(2)} ms, p99 ${x.latency.p99.toFixed(2)} ms, ` +
+  const wire = x.wireBytes === undefined || x.deliveries === 0 ? '' : `, ${(x.wireBytes / x.deliveries).toFixed(0)} wire B/delivery`
+  return `${x.deliveriesPerSec.toFixed(0)} deliveries/s${wire}, p50 ${x.latency.p50.toFixed(2)} ms, p99 ${x.latency.p99.toFixed(2)} ms, ` +
     `server ${(serverCpu / x.deliveries * 1e6).toFixed(2)} µs/delivery (${serverCpu.toFixed(2)} s), client ${client.toFixed(2)} s${bg}`
 }
 
@@ -505,7 +653,8 @@ async function main (): Promise<void> {
   const plan: Array<{ scenario: Scenario, targets: TargetDef[] }> = scenarios.map((scenario) => ({
     scenario,
     targets: [
-      ...SCENARIO_TARGETS[scenario].filter((name) => targetFilter.size === 0 || targetFilter.has(name)),
+      ...SCENARIO_TARGETS[scenario].filter((name) => (targetFilter.size === 0 || targetFilter.has(name)) &&
+        (args.smoke !== true || SMOKE_ONLY[scenario] === undefined || SMOKE_ONLY[scenario].includes(name))),
       // Targets outside the defaults (ws-prebuilt-write) run when asked for, in the scenarios they fit.
       ...[...targetFilter].filter((name) => !SCENARIO_TARGETS[scenario].includes(name) &&
         TARGETS.find((t) => t.name === name)!.redis === (scenario === 's3'))
@@ -598,7 +747,7 @@ async function main (): Promise<void> {
 
   if (results.meta.git?.libChangedDuringRun === true) log('WARNING: lib/ changed during the run: the figures mix two versions')
   const failed = runs.filter((r) => !r.ok)
-  const empty = runs.filter((r) => r.ok && r.scenario !== 's4' && (r.result?.deliveries ?? 0) === 0)
+  const empty = runs.filter((r) => r.ok && r.scenario !== 's4' && r.scenario !== 's6' && (r.result?.deliveries ?? 0) === 0)
   if (failed.length > 0 || empty.length > 0) {
     for (const r of [...failed, ...empty]) log(`FAILED ${r.scenario} ${r.target} rep ${r.rep}: ${r.errors.join('; ') || 'no deliveries'}`)
     process.exitCode = 1

@@ -8,6 +8,7 @@ import type { RealtimeAdapter } from './adapters/adapter.js'
 import type { ChannelRegistry } from './channels.js'
 import type { Connection } from './connection.js'
 import type { Counters, Inflight } from './counters.js'
+import type { Deflater } from './deflate.js'
 import type { RegisteredActions } from './index.js'
 import type { Metrics } from './metrics.js'
 import type { ResolvedOptions } from './options.js'
@@ -57,4 +58,6 @@ export interface ConnectionContext {
   inflight: Inflight
   /** Prometheus metrics, or `NO_METRICS` (every method a no-op) when the `metrics` option is off. */
   metrics: Metrics
+  /** The node's permessage-deflate compressor, used by the connections that negotiated the extension. */
+  deflater: Deflater
 }

@@ -15,6 +15,7 @@ import { applyControl } from './control.js'
 import type { ControlCommand } from './envelope.js'
 import { FST_REALTIME_INVALID_CHANNEL } from './errors.js'
 import { CloseCode, DEVICE_TOPIC_PREFIX } from './constants.js'
+import { deflateWindowBits } from './deflate.js'
 import { dispatch, SETTLED } from './dispatch.js'
 import { writeCorked } from './frame.js'
 import { runHook } from './hooks.js'
@@ -28,6 +29,8 @@ export type { ConnectionContext, RealtimeConnection } from './connection-types.j
 
 const WS_OPEN = 1
 const TEXT = { binary: false }
+/** ws must never compress on its own: with the extension negotiated, frames are built here (see `#deflateBits`). */
+const UNCOMPRESSED = { compress: false }
 let serial = 0
 /** The socket's back-reference to its Connection, read by the shared listeners below. */
 const kConnection = Symbol('fastify-realtime.connection')
@@ -74,11 +77,13 @@ export class Connection implements Member, RealtimeConnection {
   #id: string | undefined
   /** This connection's rate-limit key when budgets are per connection (a number: no string kept per connection). */
   readonly #serial = ++serial
-  /**
-   * The TCP socket under ws, for writing prebuilt frames; undefined when an extension (permessage-deflate,
-   * negotiated only if the app enabled it) must transform each frame, in which case ws.send() is used.
-   */
+  /** The TCP socket under ws, for writing prebuilt frames; undefined for an injected socket (then ws.send() is used). */
   readonly #raw: Socket | undefined
+  /**
+   * 0 without permessage-deflate; else the window bits negotiated (deflate.ts): every text frame this plugin sends on
+   * the socket is then framed here (compressed from the threshold), never by ws's per-socket compressor.
+   */
+  readonly #deflateBits: number
   /** `metrics.now()` at open, for `connection_duration_seconds`. */
   readonly #openedAt: number
 
@@ -89,7 +94,8 @@ export class Connection implements Member, RealtimeConnection {
     this.deviceId = deviceId
     this.auth = auth
     this.#deviceTopic = DEVICE_TOPIC_PREFIX + deviceId
-    this.#raw = socket.extensions === '' ? (socket as unknown as { _socket: Socket })._socket : undefined
+    this.#raw = (socket as unknown as { _socket: Socket | undefined })._socket
+    this.#deflateBits = this.#raw === undefined || socket.extensions === '' ? 0 : deflateWindowBits(socket)
     ctx.connections.add(this)
     ctx.metrics.connectionOpened()
     this.#openedAt = ctx.metrics.now()
@@ -148,7 +154,7 @@ export class Connection implements Member, RealtimeConnection {
       return false
     }
     if (this.#raw === undefined) socket.send(payload, TEXT)
-    else writeCorked(this.#raw, frame)
+    else writeCorked(this.#raw, this.#deflateBits === 0 ? frame : this.ctx.deflater.frameFor(payload, frame, this.#deflateBits))
     return true
   }
 
@@ -174,7 +180,8 @@ export class Connection implements Member, RealtimeConnection {
   /** Sends one serialised server frame to this socket (dropped when it is not open). */
   sendFrame (text: string): void {
     if (this.#socket.readyState !== WS_OPEN) return
-    this.#socket.send(text)
+    if (this.#deflateBits === 0) this.#socket.send(text, UNCOMPRESSED)
+    else writeCorked(this.#raw!, this.ctx.deflater.frameOf(Buffer.from(text), this.#deflateBits))
     this.ctx.metrics.frameSent(text)
   }
 

@@ -96,3 +96,8 @@ export const CLUSTER_PROBE_TIMEOUT = 3000
  * happened; the second read sees the settled map, and ioredis then subscribes the moved channels on their owner.
  */
 export const CLUSTER_REFRESH_CONFIRM_DELAY = 1000
+
+/** Default smallest message, in bytes of payload, that permessage-deflate compresses (smaller ones go plain, as ws does). */
+export const DEFAULT_DEFLATE_THRESHOLD = 1024
+/** Default zlib compression level of permessage-deflate (0-9): 1 is the fastest, most of the gain on JSON. */
+export const DEFAULT_DEFLATE_LEVEL = 1

@@ -13,10 +13,15 @@ export interface Counters {
   framesRateLimited: number
   /** Connections closed with 1008 for sending more than twice the rate limit in one window. */
   floodsClosed: number
+  /**
+   * Messages compressed for permessage-deflate members (option `perMessageDeflate`): once per delivered message and
+   * window size on this node, whatever the number of such members, plus once per large frame sent to one socket.
+   */
+  framesDeflated: number
 }
 
 export function createCounters (): Counters {
-  return { slowConsumersClosed: 0, deliveriesDropped: 0, framesRateLimited: 0, floodsClosed: 0 }
+  return { slowConsumersClosed: 0, deliveriesDropped: 0, framesRateLimited: 0, floodsClosed: 0, framesDeflated: 0 }
 }
 
 /** Counts publishes handed to the adapter and not yet settled. */

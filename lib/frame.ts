@@ -11,11 +11,22 @@ const { Sender } = ws as unknown as { Sender: { frame: (data: Buffer, options: F
 
 /** Server-to-client frames are final, unmasked (RFC 6455 §5.1) and uncompressed. */
 const TEXT: FrameOptions = { fin: true, rsv1: false, opcode: 0x01, mask: false, readOnly: false }
+/** The same with RSV1 set: the payload is a compressed message (RFC 7692 §6, "Per-Message Compressed" bit). */
+const DEFLATED_TEXT: FrameOptions = { ...TEXT, rsv1: true }
 
 /** Builds the complete bytes of one unmasked text frame (RFC 6455 §5.2) carrying `payload`: header + payload. */
 export function textFrame (payload: Buffer): Buffer {
   const parts = Sender.frame(payload, TEXT)
   return parts.length === 1 ? parts[0]! : Buffer.concat(parts, parts[0]!.length + payload.length)
+}
+
+/**
+ * Builds the complete bytes of one unmasked text frame with RSV1 set, carrying `compressed`: a message already
+ * compressed per RFC 7692 §7.2.1 (raw DEFLATE, the trailing 00 00 ff ff removed). See deflate.ts.
+ */
+export function deflatedTextFrame (compressed: Buffer): Buffer {
+  const parts = Sender.frame(compressed, DEFLATED_TEXT)
+  return parts.length === 1 ? parts[0]! : Buffer.concat(parts, parts[0]!.length + compressed.length)
 }
 
 /** Sockets corked in this loop iteration, uncorked together at its end. Reused: no allocation per write. */

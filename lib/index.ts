@@ -51,6 +51,7 @@ export type {
 } from './adapters/history.js'
 export type { PresenceCapability, PresenceChange, PresenceListener, PresenceMember } from './adapters/presence.js'
 export type { RateLimitOptions } from './rate-limit.js'
+export type { PerMessageDeflateOptions } from './deflate.js'
 export type { AllowedOrigins } from './origin.js'
 export type {
   MetricsOptions, MetricsBuckets, PromClientLike, RegistryLike, MetricConfig, CounterLike, GaugeLike, HistogramLike

@@ -15,6 +15,7 @@ import {
   DEFAULT_CLOSE_TIMEOUT, DEFAULT_HANDLER_TIMEOUT, DEFAULT_HANDSHAKE_TIMEOUT, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_MAX_BUFFERED_BYTES, DEFAULT_MAX_CHANNELS_PER_CONNECTION, DEFAULT_MAX_DEPTH,
   DEFAULT_MAX_PAYLOAD, DEFAULT_PATH
 } from './constants.js'
+import { resolvePerMessageDeflate, type PerMessageDeflateOptions, type ResolvedDeflate } from './deflate.js'
 import { FST_REALTIME_INVALID_OPTION } from './errors.js'
 import { resolveMetricsOptions, type MetricsOptions, type ResolvedMetricsOptions } from './metrics-options.js'
 import { integerOption } from './option-checks.js'
@@ -153,6 +154,13 @@ export interface RealtimePluginOptions<A extends ActionMap = ActionMap, Auth ext
    * `ready()` with FST_REALTIME_ASYNCAPI_UNSUPPORTED_SCHEMA.
    */
   asyncapi?: AsyncApiOptions | boolean
+  /**
+   * Offers permessage-deflate (RFC 7692) with `server_no_context_takeover` and `client_no_context_takeover`: `true`,
+   * or `{ threshold?, level? }` (payload bytes from which a message is compressed, default 1024; zlib level 1-9,
+   * default 1). A delivery is compressed once per node and the same frame written to every member that negotiated
+   * it; members without it get plain frames. Default `false`.
+   */
+  perMessageDeflate?: PerMessageDeflateOptions | boolean
 }
 
 /**
@@ -188,7 +196,8 @@ const OPTION_NAMES: { readonly [K in keyof Required<RealtimePluginOptions>]: tru
   history: true,
   presence: true,
   metrics: true,
-  asyncapi: true
+  asyncapi: true,
+  perMessageDeflate: true
 }
 /** The names of every plugin option. */
 export const KNOWN_OPTIONS: readonly string[] = Object.keys(OPTION_NAMES)
@@ -241,6 +250,8 @@ export interface ResolvedOptions {
   presence: PresenceOf | undefined
   metrics: ResolvedMetricsOptions | undefined
   asyncapi: ResolvedAsyncApiOptions | undefined
+  /** permessage-deflate settings; `undefined` when not offered. */
+  perMessageDeflate: ResolvedDeflate | undefined
 }
 
 /** Applies defaults and validates every option. @throws FST_REALTIME_INVALID_OPTION */
@@ -280,7 +291,8 @@ export function resolveOptions (opts: RealtimePluginOptions<any, any>): Resolved
     history: resolveHistory(opts.history, adapter),
     presence: resolvePresence(opts.presence, adapter),
     metrics: resolveMetricsOptions(opts.metrics),
-    asyncapi: resolveAsyncApiOptions(opts.asyncapi)
+    asyncapi: resolveAsyncApiOptions(opts.asyncapi),
+    perMessageDeflate: resolvePerMessageDeflate(opts.perMessageDeflate)
   }
 }
 

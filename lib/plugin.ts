@@ -16,6 +16,7 @@ import { Connection, connectionOf, type ConnectionContext } from './connection.j
 import { CHANNEL_TOPIC_PREFIX, CloseCode } from './constants.js'
 import { publishDiff } from './presence.js'
 import { createCounters, Inflight } from './counters.js'
+import { Deflater, wsPerMessageDeflate } from './deflate.js'
 import { FST_REALTIME_ALREADY_REGISTERED } from './errors.js'
 import { boundHandshakes, handshakeDone } from './handshake-timeout.js'
 import { createMetrics, NO_METRICS } from './metrics.js'
@@ -69,7 +70,8 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
     connections: new Set(),
     counters,
     inflight: new Inflight(),
-    metrics
+    metrics,
+    deflater: new Deflater(options.perMessageDeflate, counters)
   }
   live.ctx = ctx
 
@@ -94,6 +96,7 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
     const wsOptions = {
       maxPayload: options.maxPayload,
       closeTimeout: options.closeTimeout,
+      perMessageDeflate: wsPerMessageDeflate(options.perMessageDeflate),
       ...(options.handleProtocols === undefined ? {} : { handleProtocols: options.handleProtocols })
     }
     await fastify.register(websocket, {

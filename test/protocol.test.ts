@@ -231,7 +231,7 @@ t.test('a client that claims no upgrade and speaks ws later is handled', async (
   t.pass('open and close without frames is fine')
 })
 
-t.test('deliveries stay correct when the app enabled permessage-deflate (frames go through ws, not prebuilt)', async (t) => {
+t.test('deliveries stay correct when the app enabled permessage-deflate (frames compressed by the plugin, see deflate.test.ts)', async (t) => {
   const websocket = (await import('@fastify/websocket')).default
   const { app, url } = await startServer({}, async (app) => {
     await app.register(websocket, { options: { perMessageDeflate: true, maxPayload: 65536 } })

@@ -2,6 +2,7 @@
  * Target: fastify-realtime with its defaults (memory adapter), or the Redis adapter when REDIS_URL is set; with
  * BENCH_HISTORY=1, history on every channel (size 100, ttl 10 min): offsets, the stream written on each publish.
  * The only action is `bench.msg` with a `{ t: number, pad: string }` payload.
+ * BENCH_DEFLATE=1 turns `perMessageDeflate` on (target `fastify-realtime+deflate`).
  * BENCH_METRICS=1 turns the `metrics` option on (prom-client, a registry of its own; the target
  * `fastify-realtime+metrics` sets it), to compare S1 with metrics on and off.
  */
@@ -23,6 +24,7 @@ await app.register(realtimePlugin, {
   actions: { [ACTION]: Type.Object({ t: Type.Number(), pad: Type.String() }) },
   adapter: redisUrl === undefined ? memoryAdapter() : redisAdapter({ url: redisUrl }),
   history: process.env.BENCH_HISTORY === '1' ? { size: 100, ttl: 600_000 } : false,
+  perMessageDeflate: process.env.BENCH_DEFLATE === '1',
   ...(metrics === undefined ? {} : { metrics })
 })
 lifecycle(async () => { await app.close() })

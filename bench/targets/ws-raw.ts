@@ -7,6 +7,8 @@
  * every member with `ws._sender.sendFrame`, as Socket.IO's in-memory adapter does (`wsPreEncodedFrame`).
  * BENCH_WS_MODE=prebuilt-write goes one step further: header and payload concatenated once into one Buffer,
  * written with `ws._socket.write` (one write() per member instead of cork + two writes + uncork -> writev).
+ * BENCH_WS_MODE=deflate offers ws's own permessage-deflate (per socket: each send() compressed for that socket), with
+ * no context takeover either way and zlib level 1, the settings of the plugin's perMessageDeflate.
  * With REDIS_URL, messages go through Redis pub/sub (ioredis): "ws + ioredis", one PUBLISH per message and
  * one SUBSCRIBE per channel per node.
  */
@@ -55,7 +57,10 @@ const PREFIX = 'bench:'
 const subscriptions = new Map<string, Promise<unknown>>()
 sub?.on('message', (key: string, frame: string) => fanOut(key.slice(PREFIX.length), frame))
 
-const wss = new WebSocketServer({ host, port, path: '/ws', perMessageDeflate: false, maxPayload: 64 * 1024 })
+const perMessageDeflate = mode === 'deflate'
+  ? { serverNoContextTakeover: true, clientNoContextTakeover: true, zlibDeflateOptions: { level: 1 } }
+  : false
+const wss = new WebSocketServer({ host, port, path: '/ws', perMessageDeflate, maxPayload: 64 * 1024 })
 
 wss.on('connection', (ws, request) => {
   const asked = new URL(request.url ?? '/', 'http://x').searchParams.get('deviceId')
