@@ -19,7 +19,7 @@ import { membershipFrame, presenceFrame, streamJoinedFrame, type RequestId } fro
  */
 export async function join (connection: Connection, channel: string, id: RequestId | undefined, since?: Since): Promise<void> {
   if (connection.channels.has(channel)) {
-    connection.sendFrame(membershipFrame('joined', channel, id))
+    joinedAgain(connection, channel, id, since)
     return
   }
   const { maxChannelsPerConnection, authorizeJoin } = connection.ctx.options
@@ -39,6 +39,23 @@ export async function join (connection: Connection, channel: string, id: Request
   } finally {
     connection.joining--
   }
+}
+
+/**
+ * Answers a join of a channel the connection is in already: `joined` again, with the stream position this
+ * connection was sent up to on a channel with history (and `recovered: true` when `since` was sent and is not
+ * beyond it: every message after it went out on this connection already).
+ */
+function joinedAgain (connection: Connection, channel: string, id: RequestId | undefined, since: Since | undefined): void {
+  const position = connection.ctx.options.history?.(channel) === undefined
+    ? undefined
+    : connection.ctx.registry.position(CHANNEL_TOPIC_PREFIX + channel, connection)
+  if (position === undefined) {
+    connection.sendFrame(membershipFrame('joined', channel, id))
+    return
+  }
+  const recovered = since === undefined ? undefined : since.epoch === position.epoch && since.offset <= position.offset
+  connection.sendFrame(streamJoinedFrame(channel, id, position.epoch, position.offset, recovered))
 }
 
 /**
