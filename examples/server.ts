@@ -15,6 +15,14 @@ const store = new Map<string, Array<{ id: string, at: number, from: string, text
 let lastId = 0
 
 const Text = Type.String({ minLength: 1, maxLength: 4096 })
+/** What `app.realtime.history()` returns: the stream position and the stored messages, oldest first. */
+export const HistoryReply = Type.Object({
+  epoch: Type.String(),
+  offset: Type.Integer(),
+  messages: Type.Array(Type.Object({
+    offset: Type.Integer(), action: Type.String(), payload: Type.Unknown(), from: Type.Union([Type.String(), Type.Null()])
+  }))
+})
 
 export const actions = {
   // A plain relay: existing clients keep working unchanged.
@@ -33,6 +41,16 @@ export const actions = {
       store.set(channel, list.slice(-100))
       await app.realtime.publish(channel, 'chat.stored', message)
       return { id: message.id, at: message.at }
+    }
+  }),
+  // Handled, on a joined channel: its recent messages from the plugin's history (the page shows them on join, and
+  // reloads them when a re-join was not recovered).
+  'chat.history': defineAction({
+    payload: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) }, { additionalProperties: false }),
+    reply: HistoryReply,
+    handler: ({ channel, payload }) => {
+      if (channel === undefined) throw new RealtimeError('CHANNEL_REQUIRED', 'chat.history needs a channel')
+      return app.realtime.history(channel, { limit: payload.limit ?? 20 })
     }
   }),
   // Handled and channel-less: a request/response call listing the channels with recent messages.

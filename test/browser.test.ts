@@ -1,6 +1,8 @@
 /**
  * Browser end-to-end tests: two chromium pages of the example chat (examples/public/index.html with the bundled
- * client) exchange messages, survive a server restart on the same port, and exchange messages again (writes
+ * client) show recent messages from history on join and who is online, exchange messages, survive a server restart
+ * on the same port (saying the re-join was not recovered: the memory adapter lost the stream), and exchange
+ * messages again (writes
  * test-artifacts/browser.png); a page's client reconnects at once on the window's `online` event.
  */
 import { mkdir, readFile } from 'node:fs/promises'
@@ -75,7 +77,16 @@ t.test('two pages chat, survive a server restart on the same port, and chat agai
   t.match(await a.textContent('#stateInfo'), idA, 'the page shows the welcomed deviceId')
 
   await join(a, 'lobby')
+  await send(a, 'early from A')
+  await received(a, 'lobby', idA, 'early from A')
   await join(b, 'lobby')
+  // B joined after it was sent: the page shows it from the channel's history, once.
+  await b.locator(`#messages li[data-history][data-channel="lobby"][data-from="${idA}"][data-text="early from A"]`).waitFor(WAIT)
+  t.equal(await b.locator('#messages li[data-text="early from A"]').count(), 1, 'a recent message from history, shown once')
+  // Who is online, on both pages (presence snapshot and diffs).
+  await a.locator(`#online li[data-channel="lobby"][data-device="${idB}"]`).waitFor(WAIT)
+  await b.locator(`#online li[data-channel="lobby"][data-device="${idA}"]`).waitFor(WAIT)
+  t.equal(await a.locator('#notices li').count(), 0, 'no notice while nothing was missed')
   await send(a, 'hello from A')
   await received(b, 'lobby', idA, 'hello from A')
   await send(b, 'hello from B')
@@ -100,6 +111,12 @@ t.test('two pages chat, survive a server restart on the same port, and chat agai
   await waitForOpen(a)
   await waitForOpen(b)
   t.same([...reconnected].sort(), [idA, idB].sort(), 'both pages reconnected with their own deviceId')
+  // The restarted server (memory adapter) lost the channel's stream: each page says its re-join was not recovered.
+  for (const page of [a, b]) {
+    await page.locator('#notices li[data-channel="lobby"][data-notice="not-recovered"]').waitFor(WAIT)
+    await page.locator('#events li[data-rejoined="lobby"][data-recovered="false"]').waitFor(WAIT)
+  }
+  t.pass('both pages show that lobby was not recovered')
   t.equal(await a.locator('#joined li[data-channel="lobby"]').count(), 1)
   await send(a, 'again from A')
   await received(b, 'lobby', idA, 'again from A')
@@ -134,6 +151,8 @@ t.test('two pages chat, survive a server restart on the same port, and chat agai
   t.match(await b.textContent('#stateInfo'), /kicked by the server: kicked/, 'the kicked page says so')
   t.equal(await b.getAttribute('#state', 'data-state'), 'closed', 'a kick is terminal: no reconnect')
   t.equal(await a.getAttribute('#state', 'data-state'), 'open', 'the other page stays open')
+  await a.locator(`#online li[data-device="${idB}"]`).waitFor({ ...WAIT, state: 'detached' })
+  t.pass('the kicked device left the online list of the other page')
 
   t.same(problems.flat(), [], 'no page errors')
 })
