@@ -1,6 +1,6 @@
 /**
  * Example server: `npm run example` (PORT 3000, HOST 127.0.0.1). In-memory adapter by default; set REDIS_URL to
- * run several nodes sharing one Redis. Serves a chat page at `/`, Prometheus metrics at `/metrics` and the AsyncAPI
+ * run several nodes sharing one Redis (and PRESENCE_TIMEOUT, ms, to bound how long a dead node's devices stay online). Serves a chat page at `/`, Prometheus metrics at `/metrics` and the AsyncAPI
  * document of the WebSocket API at `/asyncapi.json`.
  */
 import { fileURLToPath } from 'node:url'
@@ -82,7 +82,10 @@ promClient.collectDefaultMetrics({ register: registry })
 await app.register(fastifyStatic, { root: fileURLToPath(new URL('./public/', import.meta.url)) })
 await app.register(realtimePlugin, {
   actions,
-  adapter: redisUrl === undefined ? memoryAdapter() : redisAdapter({ url: redisUrl }),
+  // PRESENCE_TIMEOUT (ms, default 15000): how long the members of a node that died stay listed as online.
+  adapter: redisUrl === undefined
+    ? memoryAdapter()
+    : redisAdapter({ url: redisUrl, presenceTimeout: Number(process.env.PRESENCE_TIMEOUT ?? 15_000) }),
   healthRoute: '/health', // 200 {"status":"ok",...} while the adapter is up, 503 when degraded: for load balancers
   // Every channel keeps its last 100 messages for 10 minutes: deliveries carry an offset, a client that re-joins with
   // `since` gets what it missed (or `recovered: false`: reload). Who is online: a snapshot, then diffs.

@@ -12,33 +12,9 @@ import Fastify from 'fastify'
 import type { Page } from 'playwright-core'
 import realtimePlugin from '../lib/index.js'
 import { bundleClient } from '../examples/build-client.js'
-import { launchBrowser, startExampleServer, watchPage } from './helpers/browser.js'
+import { join, launchBrowser, received, send, startExampleServer, WAIT, waitForOpen, watchPage } from './helpers/browser.js'
 
-const WAIT = { timeout: 15_000 }
 const screenshot = fileURLToPath(new URL('../test-artifacts/browser.png', import.meta.url))
-
-/** Waits until the page's connection state is `open` (or, with `open` false, anything else). */
-async function waitForOpen (page: Page, open = true): Promise<void> {
-  await page.waitForFunction((open) => (document.getElementById('state')?.dataset.state === 'open') === open, open, WAIT)
-}
-
-async function join (page: Page, channel: string): Promise<void> {
-  await page.fill('#channel', channel)
-  await page.click('#join')
-  await page.locator(`#joined li[data-channel="${channel}"]`).waitFor(WAIT)
-}
-
-async function send (page: Page, text: string): Promise<void> {
-  await page.fill('#text', text)
-  await page.click('#send')
-  // The page clears the field once the server acknowledged the publish.
-  await page.waitForFunction(() => (document.getElementById('text') as HTMLInputElement).value === '', undefined, WAIT)
-}
-
-/** Waits until `page` shows the delivery of `text` from `from` on `channel`. */
-async function received (page: Page, channel: string, from: string, text: string): Promise<void> {
-  await page.locator(`#messages li[data-channel="${channel}"][data-from="${from}"][data-text="${text}"]`).waitFor(WAIT)
-}
 
 t.test('the bundled client holds no Node import', async (t) => {
   const { code, metafile } = await bundleClient()

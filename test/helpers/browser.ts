@@ -96,3 +96,30 @@ export function watchPage (page: Page, name: string): string[] {
   })
   return problems
 }
+
+/** Bound of each wait on a page (ms). */
+export const WAIT = { timeout: 15_000 }
+/** Waits until the page's connection state is `open` (or, with `open` false, anything else). */
+export async function waitForOpen (page: Page, open = true): Promise<void> {
+  await page.waitForFunction((open) => (document.getElementById('state')?.dataset.state === 'open') === open, open, WAIT)
+}
+
+/** Joins `channel` through the page's form; resolves once the page lists it as joined. */
+export async function join (page: Page, channel: string): Promise<void> {
+  await page.fill('#channel', channel)
+  await page.click('#join')
+  await page.locator(`#joined li[data-channel="${channel}"]`).waitFor(WAIT)
+}
+
+/** Sends `text` through the page's form; resolves once the server acknowledged it (the field is cleared). */
+export async function send (page: Page, text: string): Promise<void> {
+  await page.fill('#text', text)
+  await page.click('#send')
+  // The page clears the field once the server acknowledged the publish.
+  await page.waitForFunction(() => (document.getElementById('text') as HTMLInputElement).value === '', undefined, WAIT)
+}
+
+/** Waits until `page` shows the delivery of `text` from `from` on `channel`. */
+export async function received (page: Page, channel: string, from: string, text: string): Promise<void> {
+  await page.locator(`#messages li[data-channel="${channel}"][data-from="${from}"][data-text="${text}"]`).waitFor(WAIT)
+}
