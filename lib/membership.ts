@@ -19,7 +19,7 @@ import { membershipFrame, presenceFrame, streamJoinedFrame, type RequestId } fro
  */
 export async function join (connection: Connection, channel: string, id: RequestId | undefined, since?: Since): Promise<void> {
   if (connection.channels.has(channel)) {
-    joinedAgain(connection, channel, id, since)
+    joinedAgain(connection, channel, id)
     return
   }
   const { maxChannelsPerConnection, authorizeJoin } = connection.ctx.options
@@ -43,10 +43,11 @@ export async function join (connection: Connection, channel: string, id: Request
 
 /**
  * Answers a join of a channel the connection is in already: `joined` again, with the stream position this
- * connection was sent up to on a channel with history (and `recovered: true` when `since` was sent and is not
- * beyond it: every message after it went out on this connection already).
+ * connection was sent up to on a channel with history. Nothing is replayed and `recovered` is left out, `since` or
+ * not: the server cannot tell what this connection missed before it joined (e.g. joined by the server itself at
+ * the stream's top); the client compares the position with its own.
  */
-function joinedAgain (connection: Connection, channel: string, id: RequestId | undefined, since: Since | undefined): void {
+function joinedAgain (connection: Connection, channel: string, id: RequestId | undefined): void {
   const position = connection.ctx.options.history?.(channel) === undefined
     ? undefined
     : connection.ctx.registry.position(CHANNEL_TOPIC_PREFIX + channel, connection)
@@ -54,8 +55,7 @@ function joinedAgain (connection: Connection, channel: string, id: RequestId | u
     connection.sendFrame(membershipFrame('joined', channel, id))
     return
   }
-  const recovered = since === undefined ? undefined : since.epoch === position.epoch && since.offset <= position.offset
-  connection.sendFrame(streamJoinedFrame(channel, id, position.epoch, position.offset, recovered))
+  connection.sendFrame(streamJoinedFrame(channel, id, position.epoch, position.offset, undefined))
 }
 
 /**
