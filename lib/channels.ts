@@ -83,7 +83,7 @@ export class ChannelRegistry {
     const entry = this.#topics.get(topic)
     const followed = entry?.follower?.position
     if (entry === undefined || followed === undefined) return undefined
-    const held = entry.held.get(member)
+    const held = entry.held?.get(member)
     return { offset: typeof held === 'number' ? held : followed.offset, epoch: followed.epoch }
   }
 
