@@ -3,6 +3,7 @@
  * run several nodes sharing one Redis, or REDIS_CLUSTER=host:port,host:port to run them on a Redis Cluster
  * (sharded pub/sub, Redis >= 7.0). Serves a chat page at `/`, Prometheus metrics at `/metrics` and the AsyncAPI
  * document of the WebSocket API at `/asyncapi.json`.
+ * PRESENCE_TIMEOUT (ms, default 15000) bounds how long the devices of a node that died stay listed as online.
  */
 import { fileURLToPath } from 'node:url'
 import Fastify from 'fastify'
@@ -16,6 +17,14 @@ const store = new Map<string, Array<{ id: string, at: number, from: string, text
 let lastId = 0
 
 const Text = Type.String({ minLength: 1, maxLength: 4096 })
+/** What `app.realtime.history()` returns: the stream position and the stored messages, oldest first. */
+export const HistoryReply = Type.Object({
+  epoch: Type.String(),
+  offset: Type.Integer(),
+  messages: Type.Array(Type.Object({
+    offset: Type.Integer(), action: Type.String(), payload: Type.Unknown(), from: Type.Union([Type.String(), Type.Null()])
+  }))
+})
 
 export const actions = {
   // A plain relay: existing clients keep working unchanged.
@@ -34,6 +43,16 @@ export const actions = {
       store.set(channel, list.slice(-100))
       await app.realtime.publish(channel, 'chat.stored', message)
       return { id: message.id, at: message.at }
+    }
+  }),
+  // Handled, on a joined channel: its recent messages from the plugin's history (the page shows them on join, and
+  // reloads them when a re-join was not recovered).
+  'chat.history': defineAction({
+    payload: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) }, { additionalProperties: false }),
+    reply: HistoryReply,
+    handler: ({ channel, payload }) => {
+      if (channel === undefined) throw new RealtimeError('CHANNEL_REQUIRED', 'chat.history needs a channel')
+      return app.realtime.history(channel, { limit: payload.limit ?? 20 })
     }
   }),
   // Handled and channel-less: a request/response call listing the channels with recent messages.
@@ -64,7 +83,10 @@ const redisCluster = process.env.REDIS_CLUSTER === undefined || process.env.REDI
 if (redisUrl !== undefined && redisCluster !== undefined) throw new Error('set REDIS_URL or REDIS_CLUSTER, not both')
 const adapter = redisCluster !== undefined
   ? redisAdapter({ cluster: redisCluster })
-  : redisUrl !== undefined ? redisAdapter({ url: redisUrl }) : memoryAdapter()
+  // PRESENCE_TIMEOUT (ms, default 15000): how long the members of a node that died stay listed as online.
+  : redisUrl !== undefined
+    ? redisAdapter({ url: redisUrl, presenceTimeout: Number(process.env.PRESENCE_TIMEOUT ?? 15_000) })
+    : memoryAdapter()
 const adapterName = redisCluster !== undefined ? 'redis cluster' : redisUrl !== undefined ? 'redis' : 'memory'
 
 const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'info' } })

@@ -75,6 +75,18 @@ export class ChannelRegistry {
     }
   }
 
+  /**
+   * The stream position up to which `member` of `topic` was sent (topics with history this node follows), or
+   * `undefined`: this node's position, or the member's own when its join read further than the node got.
+   */
+  position (topic: string, member: Member): StreamPosition | undefined {
+    const entry = this.#topics.get(topic)
+    const followed = entry?.follower?.position
+    if (entry === undefined || followed === undefined) return undefined
+    const held = entry.held?.get(member)
+    return { offset: typeof held === 'number' ? held : followed.offset, epoch: followed.epoch }
+  }
+
   /** Reads every followed stream up to its top (after the adapter reconnected: deliveries may have been lost). */
   catchUp (): void {
     for (const entry of this.#topics.values()) entry.follower?.catchUp()

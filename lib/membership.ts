@@ -19,7 +19,7 @@ import { membershipFrame, presenceFrame, streamJoinedFrame, type RequestId } fro
  */
 export async function join (connection: Connection, channel: string, id: RequestId | undefined, since?: Since): Promise<void> {
   if (connection.channels.has(channel)) {
-    connection.sendFrame(membershipFrame('joined', channel, id))
+    joinedAgain(connection, channel, id)
     return
   }
   const { maxChannelsPerConnection, authorizeJoin } = connection.ctx.options
@@ -39,6 +39,23 @@ export async function join (connection: Connection, channel: string, id: Request
   } finally {
     connection.joining--
   }
+}
+
+/**
+ * Answers a join of a channel the connection is in already: `joined` again, with the stream position this
+ * connection was sent up to on a channel with history. Nothing is replayed and `recovered` is left out, `since` or
+ * not: the server cannot tell what this connection missed before it joined (e.g. joined by the server itself at
+ * the stream's top); the client compares the position with its own.
+ */
+function joinedAgain (connection: Connection, channel: string, id: RequestId | undefined): void {
+  const position = connection.ctx.options.history?.(channel) === undefined
+    ? undefined
+    : connection.ctx.registry.position(CHANNEL_TOPIC_PREFIX + channel, connection)
+  if (position === undefined) {
+    connection.sendFrame(membershipFrame('joined', channel, id))
+    return
+  }
+  connection.sendFrame(streamJoinedFrame(channel, id, position.epoch, position.offset, undefined))
 }
 
 /**

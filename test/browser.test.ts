@@ -1,6 +1,8 @@
 /**
  * Browser end-to-end tests: two chromium pages of the example chat (examples/public/index.html with the bundled
- * client) exchange messages, survive a server restart on the same port, and exchange messages again (writes
+ * client) show recent messages from history on join and who is online, exchange messages, survive a server restart
+ * on the same port (saying the re-join was not recovered: the memory adapter lost the stream), and exchange
+ * messages again (writes
  * test-artifacts/browser.png); a page's client reconnects at once on the window's `online` event.
  */
 import { mkdir, readFile } from 'node:fs/promises'
@@ -10,33 +12,9 @@ import Fastify from 'fastify'
 import type { Page } from 'playwright-core'
 import realtimePlugin from '../lib/index.js'
 import { bundleClient } from '../examples/build-client.js'
-import { launchBrowser, startExampleServer, watchPage } from './helpers/browser.js'
+import { join, launchBrowser, received, send, startExampleServer, WAIT, waitForOpen, watchPage } from './helpers/browser.js'
 
-const WAIT = { timeout: 15_000 }
 const screenshot = fileURLToPath(new URL('../test-artifacts/browser.png', import.meta.url))
-
-/** Waits until the page's connection state is `open` (or, with `open` false, anything else). */
-async function waitForOpen (page: Page, open = true): Promise<void> {
-  await page.waitForFunction((open) => (document.getElementById('state')?.dataset.state === 'open') === open, open, WAIT)
-}
-
-async function join (page: Page, channel: string): Promise<void> {
-  await page.fill('#channel', channel)
-  await page.click('#join')
-  await page.locator(`#joined li[data-channel="${channel}"]`).waitFor(WAIT)
-}
-
-async function send (page: Page, text: string): Promise<void> {
-  await page.fill('#text', text)
-  await page.click('#send')
-  // The page clears the field once the server acknowledged the publish.
-  await page.waitForFunction(() => (document.getElementById('text') as HTMLInputElement).value === '', undefined, WAIT)
-}
-
-/** Waits until `page` shows the delivery of `text` from `from` on `channel`. */
-async function received (page: Page, channel: string, from: string, text: string): Promise<void> {
-  await page.locator(`#messages li[data-channel="${channel}"][data-from="${from}"][data-text="${text}"]`).waitFor(WAIT)
-}
 
 t.test('the bundled client holds no Node import', async (t) => {
   const { code, metafile } = await bundleClient()
@@ -75,7 +53,16 @@ t.test('two pages chat, survive a server restart on the same port, and chat agai
   t.match(await a.textContent('#stateInfo'), idA, 'the page shows the welcomed deviceId')
 
   await join(a, 'lobby')
+  await send(a, 'early from A')
+  await received(a, 'lobby', idA, 'early from A')
   await join(b, 'lobby')
+  // B joined after it was sent: the page shows it from the channel's history, once.
+  await b.locator(`#messages li[data-history][data-channel="lobby"][data-from="${idA}"][data-text="early from A"]`).waitFor(WAIT)
+  t.equal(await b.locator('#messages li[data-text="early from A"]').count(), 1, 'a recent message from history, shown once')
+  // Who is online, on both pages (presence snapshot and diffs).
+  await a.locator(`#online li[data-channel="lobby"][data-device="${idB}"]`).waitFor(WAIT)
+  await b.locator(`#online li[data-channel="lobby"][data-device="${idA}"]`).waitFor(WAIT)
+  t.equal(await a.locator('#notices li').count(), 0, 'no notice while nothing was missed')
   await send(a, 'hello from A')
   await received(b, 'lobby', idA, 'hello from A')
   await send(b, 'hello from B')
@@ -100,6 +87,12 @@ t.test('two pages chat, survive a server restart on the same port, and chat agai
   await waitForOpen(a)
   await waitForOpen(b)
   t.same([...reconnected].sort(), [idA, idB].sort(), 'both pages reconnected with their own deviceId')
+  // The restarted server (memory adapter) lost the channel's stream: each page says its re-join was not recovered.
+  for (const page of [a, b]) {
+    await page.locator('#notices li[data-channel="lobby"][data-notice="not-recovered"]').waitFor(WAIT)
+    await page.locator('#events li[data-rejoined="lobby"][data-recovered="false"]').waitFor(WAIT)
+  }
+  t.pass('both pages show that lobby was not recovered')
   t.equal(await a.locator('#joined li[data-channel="lobby"]').count(), 1)
   await send(a, 'again from A')
   await received(b, 'lobby', idA, 'again from A')
@@ -134,6 +127,8 @@ t.test('two pages chat, survive a server restart on the same port, and chat agai
   t.match(await b.textContent('#stateInfo'), /kicked by the server: kicked/, 'the kicked page says so')
   t.equal(await b.getAttribute('#state', 'data-state'), 'closed', 'a kick is terminal: no reconnect')
   t.equal(await a.getAttribute('#state', 'data-state'), 'open', 'the other page stays open')
+  await a.locator(`#online li[data-device="${idB}"]`).waitFor({ ...WAIT, state: 'detached' })
+  t.pass('the kicked device left the online list of the other page')
 
   t.same(problems.flat(), [], 'no page errors')
 })

@@ -12,7 +12,7 @@ import Type, { type Static, type TSchema } from 'typebox'
 import { defineAction } from '../lib/index.js'
 import {
   createClient, RealtimeError, type ActionPayload, type ActionResult, type CloseDetail, type HandledActionName,
-  type MembershipDetail, type RealtimeClient, type RealtimeErrorCode
+  type JoinResult, type MembershipDetail, type PresenceDetail, type RealtimeClient, type RealtimeErrorCode, type ResetDetail
 } from '../lib/client/index.js'
 
 export const actions = {
@@ -100,9 +100,23 @@ export function typeChecks (client: RealtimeClient<typeof actions>): void {
     expectType<Equal<typeof meta.channel, undefined>>()
   })
 
-  const joined: Promise<void> = client.join('lobby')
+  const joined: Promise<JoinResult> = client.join('lobby')
   const left: Promise<void> = client.leave('lobby')
   use(joined, left)
+
+  client.addEventListener('rejoined', (event) => {
+    expectType<Equal<typeof event.detail, JoinResult>>()
+    expectType<Equal<typeof event.detail.recovered, boolean | undefined>>()
+  })
+  client.addEventListener('reset', (event) => {
+    expectType<Equal<typeof event.detail, ResetDetail>>()
+  })
+  client.addEventListener('presence', (event) => {
+    expectType<Equal<typeof event.detail, PresenceDetail>>()
+  })
+  client.on('lobby', 'chat.message', (_payload, meta) => {
+    expectType<Equal<typeof meta.offset, number | undefined>>()
+  })
 
   client.addEventListener('close', (event) => {
     expectType<Equal<typeof event.detail, CloseDetail>>()

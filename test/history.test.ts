@@ -38,6 +38,10 @@ t.test('one node: offsets on deliveries, joined with epoch/offset, recovery with
   t.same((await messages(b, 2)).map((m) => m.offset), [2, 3])
   await say(a, 'log:1', 'm4', 's4')
   t.same((await b.next({ type: 'message' })).offset, 4, 'then live, no gap, no duplicate')
+  // A join of a channel joined already answers with the position this connection was sent up to.
+  t.same(await b.request({ type: 'join', channel: 'log:1', id: 'again' }), { type: 'joined', channel: 'log:1', id: 'again', epoch, offset: 4 })
+  t.same(await b.request({ type: 'join', channel: 'log:1', id: 'again2', since: { offset: 2, epoch } }),
+    { type: 'joined', channel: 'log:1', id: 'again2', epoch, offset: 4 }, 'with since: no replay, no recovered')
 
   // Position at the top: recovered, nothing replayed.
   const c = await connect(`${server.url}?deviceId=c`)

@@ -1,20 +1,69 @@
 /**
- * Real crashes: nodes in their own processes on a real Redis, killed with SIGKILL. Recovery after the node a
- * client was on dies and comes back on the same port (every message exactly once, in order, recovered: true), a
+ * Real crashes: nodes in their own processes on a real Redis, killed with SIGKILL. Recovery through the client SDK
+ * after the node it was on dies and comes back on the same port, and after its network was paused until the server
+ * dropped it (every message exactly once, in order, recovered: true), a
  * Redis restart without persistence (recovered: false, new epoch), and presence across nodes with the members of
  * a killed node removed within the bound.
  */
+import type { Socket } from 'node:net'
 import t from 'tap'
+import type { FastifyInstance } from 'fastify'
+import WebSocket from 'ws'
 import { redisAdapter } from '../lib/index.js'
-import { connect, type Frame, type TestClient } from './helpers/client.js'
+import {
+  createClient, type ClientOptions, type CloseDetail, type JoinResult, type RealtimeClient, type ResetDetail
+} from '../lib/client/index.js'
+import { connect } from './helpers/client.js'
+import { nextEvent } from './helpers/client-sdk.js'
 import { startRedis } from './helpers/redis.js'
 import { startRedisNode } from './helpers/redis-node.js'
 import { startServer } from './helpers/server.js'
 import { until } from './helpers/wait.js'
 
 const PRESENCE_TIMEOUT = 3000
+/** How long the paused-network case keeps the client's TCP reader stopped, at least (ms). */
+const PAUSE = 3000
 
-t.test('a node killed and restarted: the client re-joins with since and gets every message exactly once, in order', async (t) => {
+/** Whether `reader` is present in `feed`, as `app` reads it across nodes (latest answer; `undefined` before one). */
+let readerPresent: boolean | undefined
+function presenceOf (app: FastifyInstance): boolean | undefined {
+  app.realtime.presence('feed').then((members) => { readerPresent = members.some((m) => m.deviceId === 'reader') }, () => {})
+  return readerPresent
+}
+
+/** A client SDK reading `feed` on `url`: the offsets of its deliveries, in arrival order, and its re-joins. */
+function reader (url: string, options: ClientOptions = {}): {
+  client: RealtimeClient, seen: number[], rejoins: JoinResult[], resets: ResetDetail[], mismatched: string[]
+} {
+  const client = createClient(url, { deviceId: 'reader', minDelay: 50, maxDelay: 500, ...options })
+  const seen: number[] = []
+  const mismatched: string[] = []
+  const rejoins: JoinResult[] = []
+  const resets: ResetDetail[] = []
+  client.on('feed', 'chat.message', (payload, { offset }) => {
+    seen.push(offset!)
+    if ((payload as { text: string }).text !== `m${offset}`) mismatched.push(`${offset}: ${(payload as { text: string }).text}`)
+  })
+  client.addEventListener('rejoined', (e) => rejoins.push(e.detail))
+  client.addEventListener('reset', (e) => resets.push(e.detail))
+  return { client, seen, rejoins, resets, mismatched }
+}
+
+/** Publishes `m1`, `m2`, ... to `feed` from `app` about every 10 ms until `stop()`; resolves with the count sent. */
+function steadyPublisher (app: FastifyInstance): { sent: () => number, stop: () => Promise<number> } {
+  let sent = 0
+  const run = { stop: false }
+  const loop = (async () => {
+    while (!run.stop) {
+      await app.realtime.publish('feed', 'chat.message', { text: `m${sent + 1}` })
+      sent++
+      await new Promise((resolve) => setTimeout(resolve, 10)) // pacing the load, not waiting for an event
+    }
+  })()
+  return { sent: () => sent, stop: async () => { run.stop = true; await loop; return sent } }
+}
+
+t.test('a node killed and restarted: the SDK re-joins with since and gets every message exactly once, in order', async (t) => {
   const redis = await startRedis()
   t.teardown(() => redis.stop())
   let nodeA = await startRedisNode(redis.url)
@@ -22,48 +71,67 @@ t.test('a node killed and restarted: the client re-joins with since and gets eve
   const B = await startServer({ adapter: redisAdapter({ url: redis.url }), history: { size: 1000, ttl: 60_000 } })
   t.teardown(() => B.app.close())
 
-  const seen: number[] = []
-  let position = { offset: 0, epoch: '' }
-  const track = (client: TestClient): void => {
-    client.ws.on('message', (data) => {
-      const frame = JSON.parse(data.toString()) as Frame
-      if (frame.type === 'message' && frame.channel === 'feed') {
-        position = { offset: frame.offset, epoch: position.epoch }
-        seen.push(frame.offset)
-      }
-    })
-  }
-  let client = await connect(`${nodeA.url}?deviceId=reader`)
-  track(client)
-  const joined = await client.join('feed')
-  position = { offset: joined.offset, epoch: joined.epoch }
-
-  // Published steadily from node B (about 100 per second, so the 1000 kept cover the restart) until told to stop.
-  let sent = 0
-  const run = { stop: false }
-  const publisher = (async () => {
-    while (!run.stop) {
-      await B.app.realtime.publish('feed', 'chat.message', { text: `m${sent + 1}` })
-      sent++
-      await new Promise((resolve) => setTimeout(resolve, 10)) // pacing the load, not waiting for an event
-    }
-  })()
-  await until(() => position.offset >= 20, 10_000, 'deliveries before the crash')
+  const { client, seen, rejoins, resets, mismatched } = reader(nodeA.url)
+  t.teardown(() => client.close())
+  t.match(await client.join('feed'), { channel: 'feed', offset: 0 })
+  // Published steadily from node B (about 100 per second, so the 1000 kept cover the restart).
+  const publisher = steadyPublisher(B.app)
+  await until(() => seen.length >= 20, 10_000, 'deliveries before the crash')
+  const closed = nextEvent<CloseDetail>(client, 'close')
   await nodeA.kill()
+  t.match(await closed, { code: 1006, willReconnect: true }, 'the SDK saw the crash and will reconnect')
   const port = nodeA.port
   nodeA = await startRedisNode(redis.url, port)
-  client = await connect(`${nodeA.url}?deviceId=reader`)
-  track(client)
-  const since = { ...position }
-  const rejoin = await client.request({ type: 'join', channel: 'feed', id: 'again', since })
-  t.match(rejoin, { type: 'joined', channel: 'feed', id: 'again', epoch: since.epoch, recovered: true })
-  const after = position.offset
-  await until(() => position.offset >= after + 20, 10_000, 'live deliveries after the recovery')
-  run.stop = true
-  await publisher
-  await until(() => position.offset >= sent, 10_000, 'the last deliveries')
+  await until(() => rejoins.length === 1, 15_000, 'the SDK to re-join')
+  const after = seen.length
+  await until(() => seen.length >= after + 20, 10_000, 'live deliveries after the recovery')
+  const sent = await publisher.stop()
+  await until(() => seen.length >= sent, 10_000, 'the last deliveries')
+  t.match(rejoins, [{ channel: 'feed', recovered: true }], 'one re-join, recovered')
+  t.same(resets, [])
   t.same(seen, Array.from({ length: sent }, (_, i) => i + 1), `every message once, in order: ${sent} published`)
-  await client.close()
+  t.same(mismatched, [])
+})
+
+t.test('the client\'s network paused (TCP reader stopped) until the server drops it: exactly once, in order', async (t) => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  // A short heartbeat: a client that cannot read the ping never answers it and is terminated after two intervals.
+  const nodeA = await startRedisNode(redis.url, 0, 15_000, 1000)
+  t.teardown(() => nodeA.stop())
+  const B = await startServer({ adapter: redisAdapter({ url: redis.url }), history: { size: 1000, ttl: 60_000 }, presence: true })
+  t.teardown(() => B.app.close())
+
+  const sockets: WebSocket[] = []
+  class Recording extends WebSocket {
+    constructor (url: string) {
+      super(url)
+      sockets.push(this)
+    }
+  }
+  const { client, seen, rejoins, resets, mismatched } = reader(nodeA.url, { WebSocket: Recording })
+  t.teardown(() => client.close())
+  await client.join('feed')
+  const publisher = steadyPublisher(B.app)
+  await until(() => seen.length >= 20, 10_000, 'deliveries before the pause')
+  const tcp = (sockets.at(-1) as unknown as { _socket: Socket })._socket
+  tcp.pause()
+  const paused = Date.now()
+  // A few seconds without reading; meanwhile node A terminates the connection at its heartbeat: the reader's
+  // presence ends, as node B sees it.
+  await until(() => presenceOf(B.app) === false && Date.now() - paused >= PAUSE, 15_000, 'node A to drop the paused client')
+  const pausedFor = Date.now() - paused
+  tcp.resume()
+  await until(() => rejoins.length === 1, 15_000, 'the SDK to reconnect and re-join')
+  const after = seen.length
+  await until(() => seen.length >= after + 20, 10_000, 'live deliveries after the recovery')
+  const sent = await publisher.stop()
+  await until(() => seen.length >= sent, 10_000, 'the last deliveries')
+  t.ok(pausedFor >= PAUSE, `the reader was paused ${pausedFor} ms`)
+  t.match(rejoins, [{ channel: 'feed', recovered: true }], 'one re-join, recovered')
+  t.same(resets, [])
+  t.same(seen, Array.from({ length: sent }, (_, i) => i + 1), `every message once, in order: ${sent} published`)
+  t.same(mismatched, [])
 })
 
 t.test('presence across nodes: snapshot, diffs, two tabs count once, a killed node\'s members leave within the bound', async (t) => {

@@ -7,15 +7,17 @@
 import { CloseCode } from '../constants.js'
 import type { ErrorFrame, MessageFrame, ServerFrame } from '../protocol.js'
 import { endpointUrl, withDeviceId } from './endpoint.js'
+import { ClientEvents } from './events.js'
 import { RealtimeError } from './errors.js'
 import { Handlers } from './handlers.js'
 import { Link, type LinkClose } from './link.js'
+import { type MembershipSink, Memberships } from './memberships.js'
 import { type ClientOptions, resolveClientOptions } from './options.js'
 import { type FrameBody, type PendingRequest, Requests } from './requests.js'
 import type {
   ActionName, ActionPayload, ActionResult, ClientActionDefinition, ClientActionMap, ClientState,
-  DirectMessageHandler, HandledActionName, Listener, ListenerOptions, MessageHandler, PublishOptions, PublishOptionsOf,
-  RealtimeClientEventMap
+  DirectMessageHandler, HandledActionName, JoinResult, MessageHandler, PresenceMember, PublishOptions, PublishOptionsOf,
+  StreamPosition
 } from './types.js'
 import type { TSchema } from 'typebox'
 
@@ -23,14 +25,17 @@ import type { TSchema } from 'typebox'
  * A realtime client typed by the server's action map `A` (`createClient<typeof actions>(url)`).
  * Create it with `createClient`; it connects at once.
  */
-export class RealtimeClient<A extends { [K in keyof A]: TSchema | ClientActionDefinition } = ClientActionMap> extends EventTarget {
+export class RealtimeClient<A extends { [K in keyof A]: TSchema | ClientActionDefinition } = ClientActionMap> extends ClientEvents {
   /** The normalised endpoint URL (without the deviceId query parameter the client adds). */
   readonly url: string
   readonly #requests: Requests
   readonly #link: Link
-  readonly #channels = new Set<string>()
-  /** Channels the server confirmed (`joined`) on the current connection: a refused re-join does not drop them. */
-  readonly #confirmed = new Set<string>()
+  readonly #members = new Memberships()
+  readonly #sink: MembershipSink = {
+    reply: (id, result) => { this.#requests.reply(id, undefined, result) },
+    emit: (type, detail) => { this.emit(type, detail) }
+  }
+
   readonly #handlers = new Handlers()
   #deviceId: string | undefined
   #welcomed = false
@@ -67,16 +72,35 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema | ClientActionDe
    * disconnected: the client re-joins them on reconnect.
    */
   get channels (): ReadonlySet<string> {
-    return new Set(this.#channels)
+    return new Set(this.#members.channels)
   }
 
   /**
-   * Joins `channel`. Resolves on the server's `joined` (also when already joined).
+   * The last stream position seen of `channel` (a copy; channels with history): from `joined`, each delivery and
+   * `reset`. A re-join after a reconnect sends it as `since`. `undefined` for other channels.
+   */
+  position (channel: string): StreamPosition | undefined {
+    return this.#members.positions.since(channel)
+  }
+
+  /**
+   * The members online in presence channel `channel` (a copy): the last snapshot with the diffs since applied.
+   * `undefined` before the first snapshot and for channels without presence.
+   */
+  presence (channel: string): PresenceMember[] | undefined {
+    return this.#members.presence.members(channel)
+  }
+
+  /**
+   * Joins `channel`. Resolves on the server's `joined` (also when already joined) with `{ channel }`, plus on a
+   * channel with history its `epoch` and `offset`, and `recovered` when the client held a position for it (see
+   * `JoinResult`).
    * @throws (as a rejection) RealtimeError `FORBIDDEN`, `LIMIT_EXCEEDED`, `UNAVAILABLE`, `BAD_REQUEST` (invalid
    *   name), `RATE_LIMITED`, `TIMEOUT`, `QUEUE_FULL`, `CLOSED`
    */
-  async join (channel: string): Promise<void> {
-    await this.#request({ type: 'join', channel })
+  async join (channel: string): Promise<JoinResult> {
+    const since = this.#members.positions.since(channel)
+    return await this.#request(since === undefined ? { type: 'join', channel } : { type: 'join', channel, since }) as JoinResult
   }
 
   /**
@@ -164,22 +188,6 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema | ClientActionDe
     return this.#closed
   }
 
-  /**
-   * Adds a listener: `open`, `close`, `reconnecting`, `joined`, `left` or `error` (see `RealtimeClientEventMap`).
-   */
-  override addEventListener<K extends keyof RealtimeClientEventMap> (type: K, listener: Listener<RealtimeClientEventMap[K]> | null, options?: ListenerOptions): void
-  override addEventListener (type: string, listener: Listener<Event> | null, options?: ListenerOptions): void
-  override addEventListener (type: string, listener: any, options?: ListenerOptions): void {
-    super.addEventListener(type, listener, options)
-  }
-
-  /** Removes a listener added with `addEventListener`. */
-  override removeEventListener<K extends keyof RealtimeClientEventMap> (type: K, listener: Listener<RealtimeClientEventMap[K]> | null, options?: boolean | { capture?: boolean }): void
-  override removeEventListener (type: string, listener: Listener<Event> | null, options?: boolean | { capture?: boolean }): void
-  override removeEventListener (type: string, listener: any, options?: boolean | { capture?: boolean }): void {
-    super.removeEventListener(type, listener, options)
-  }
-
   #onFrame (data: unknown): void {
     let frame: ServerFrame
     try {
@@ -191,21 +199,8 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema | ClientActionDe
     }
     switch (frame.type) {
       case 'welcome': return this.#onWelcome(frame.deviceId)
-      case 'joined': {
-        this.#confirmed.add(frame.channel)
-        const added = !this.#channels.has(frame.channel)
-        this.#channels.add(frame.channel)
-        this.#requests.reply(frame.id)
-        if (added) this.#dispatch('joined', { channel: frame.channel, byServer: frame.id === undefined })
-        return
-      }
-      case 'left': {
-        this.#confirmed.delete(frame.channel)
-        const removed = this.#channels.delete(frame.channel)
-        this.#requests.reply(frame.id)
-        if (removed) this.#dispatch('left', { channel: frame.channel, byServer: frame.id === undefined })
-        return
-      }
+      case 'joined': case 'left': case 'reset': case 'presence': case 'presence_diff':
+        return this.#members.frame(frame, this.#sink)
       case 'ack':
         this.#requests.reply(frame.id, undefined, frame.result)
         return
@@ -221,11 +216,11 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema | ClientActionDe
     this.#welcomed = true
     this.#deviceId = deviceId
     this.#link.welcomed()
-    this.#confirmed.clear()
+    this.#members.welcomed()
     // Re-join first: the server handles joins in order and holds actions behind a pending join.
-    for (const channel of this.#channels) this.#rejoin(channel)
+    for (const channel of this.#members.channels) this.#rejoin(channel)
     for (const request of this.#requests.drain()) this.#write(request)
-    this.#dispatch('open', { deviceId, reconnected })
+    this.emit('open', { deviceId, reconnected })
   }
 
   #onErrorFrame (frame: ErrorFrame<string, unknown>): void {
@@ -234,6 +229,9 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema | ClientActionDe
   }
 
   #deliver (frame: MessageFrame): void {
+    // Channels with history: a message seen already (offset at or below the position) is dropped; the position
+    // advances before any handler runs.
+    if (!this.#members.positions.accept(frame.channel, frame.offset)) return
     this.#handlers.deliver(frame, (err) => {
       this.#emitError(new RealtimeError('HANDLER_FAILED', `A handler of "${frame.action}" threw`, { cause: err }))
     })
@@ -241,15 +239,16 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema | ClientActionDe
 
   #onClose ({ code, reason, retry, ended }: LinkClose): void {
     this.#requests.disconnected()
+    this.#members.disconnected()
     if (retry === undefined) {
       if (ended !== undefined) this.#requests.rejectAll(new RealtimeError('CLOSED', ended))
-      this.#dispatch('close', { code, reason, willReconnect: false })
+      this.emit('close', { code, reason, willReconnect: false })
       this.#resolveClosed?.()
       return
     }
-    this.#dispatch('close', { code, reason, willReconnect: true })
+    this.emit('close', { code, reason, willReconnect: true })
     // A close listener may have called close() or reconnect(): then no attempt is scheduled anymore.
-    if (this.#link.state === 'reconnecting') this.#dispatch('reconnecting', retry)
+    if (this.#link.state === 'reconnecting') this.emit('reconnecting', retry)
   }
 
   #request (body: FrameBody): Promise<unknown> {
@@ -264,12 +263,15 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema | ClientActionDe
     })
   }
 
+  /** Joins `channel` again on a new connection, from its stream position when it has one (recovery). */
   #rejoin (channel: string): void {
-    const request = this.#requests.create({ type: 'join', channel }, true, () => {}, (err) => {
+    const since = this.#members.positions.since(channel)
+    const body: FrameBody = since === undefined ? { type: 'join', channel } : { type: 'join', channel, since }
+    const request = this.#requests.create(body, true, () => {}, (err) => {
       // Ignored when the server joined the channel by itself on this connection (authenticate's channels): the
       // connection is a member whatever the answer to the re-join.
-      if (err.code === 'CLOSED' || this.#confirmed.has(channel)) return
-      if (err.code !== 'TIMEOUT' && this.#channels.delete(channel)) this.#dispatch('left', { channel, byServer: true })
+      if (err.code === 'CLOSED' || this.#members.confirmed(channel)) return
+      if (err.code !== 'TIMEOUT' && this.#members.left(channel)) this.emit('left', { channel, byServer: true })
       this.#emitError(err)
     })
     this.#write(request)
@@ -281,11 +283,7 @@ export class RealtimeClient<A extends { [K in keyof A]: TSchema | ClientActionDe
   }
 
   #emitError (error: RealtimeError): void {
-    this.#dispatch('error', error)
-  }
-
-  #dispatch<K extends keyof RealtimeClientEventMap> (type: K, detail: RealtimeClientEventMap[K]['detail']): void {
-    this.dispatchEvent(new CustomEvent(type, { detail }))
+    this.emit('error', error)
   }
 }
 

@@ -29,13 +29,15 @@ export class Handlers {
   }
 
   /**
-   * Calls every handler of the frame's channel and action with `(payload, { channel, action, from })`, in the order
+   * Calls every handler of the frame's channel and action with `(payload, { channel, action, from, offset? })`, in the order
    * they were added. A handler that throws is reported to `onError`; the others still run.
    */
   deliver (frame: MessageFrame, onError: (err: unknown) => void): void {
     const handlers = this.#byKey.get(`${frame.channel ?? ''}\n${frame.action}`)
     if (handlers === undefined) return
-    const meta = { channel: frame.channel, action: frame.action, from: frame.from ?? null }
+    const meta = frame.offset === undefined
+      ? { channel: frame.channel, action: frame.action, from: frame.from ?? null }
+      : { channel: frame.channel, action: frame.action, from: frame.from ?? null, offset: frame.offset }
     for (const handler of [...handlers]) {
       try {
         handler(frame.payload, meta)

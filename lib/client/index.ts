@@ -1,6 +1,7 @@
 /**
- * fastify-realtime/client: an isomorphic (browser and Node) client of the fastify-realtime protocol v1.1 (it
- * speaks to v1 servers too, as long as it uses no v1.1 feature: `rpc`, `exceptSelf`, handled actions).
+ * fastify-realtime/client: an isomorphic (browser and Node) client of the fastify-realtime protocol v1.2 (it
+ * speaks to v1 servers too, as long as it uses no v1.1 feature: `rpc`, `exceptSelf`, handled actions; v1.2's
+ * recovery and presence work with the channels the server configures so).
  *
  * ```ts
  * import { createClient } from 'fastify-realtime/client'
@@ -22,7 +23,8 @@ export { backoffDelay } from './backoff.js'
 export type { SocketLike, WebSocketConstructor } from './socket.js'
 export type {
   ActionName, ActionPayload, ActionResult, ClientActionDefinition, ClientActionMap, ClientState, CloseDetail,
-  DirectMessageHandler, DirectMessageMeta, HandledActionName, MembershipDetail, MessageHandler, MessageMeta, OpenDetail,
-  PublishOptions, PublishOptionsOf, ReconnectingDetail, RealtimeClientEventMap
+  DirectMessageHandler, DirectMessageMeta, HandledActionName, JoinResult, MembershipDetail, MessageHandler, MessageMeta,
+  OpenDetail, PresenceDetail, PresenceMember, PublishOptions, PublishOptionsOf, ReconnectingDetail, RealtimeClientEventMap,
+  ResetDetail, StreamPosition
 } from './types.js'
 export type { WireErrorCode, ValidationDetail, RequestId } from '../protocol.js'

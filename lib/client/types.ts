@@ -84,6 +84,11 @@ export interface MessageMeta<K extends string = string> {
   action: K
   /** The publisher's deviceId, or `null` when the server published it (`fastify.realtime.publish`). */
   from: string | null
+  /**
+   * Channels with history (protocol v1.2): the message's offset in the channel's stream (+1 per message, the same
+   * on every node); `undefined` on channels without history.
+   */
+  offset?: number
 }
 
 /** What a direct-message handler receives besides the payload: like `MessageMeta`, without a channel. */
@@ -141,6 +146,62 @@ export interface MembershipDetail {
   byServer: boolean
 }
 
+/**
+ * A position in a channel's stream (channels with history, protocol v1.2): `offset` (an integer, 0 before the first
+ * message) in the stream incarnation `epoch` (an opaque string; a new one means the stored stream was lost).
+ */
+export interface StreamPosition {
+  offset: number
+  epoch: string
+}
+
+/**
+ * What `join()` resolves with, and the detail of the `rejoined` event. On a channel without history only `channel`
+ * is set.
+ */
+export interface JoinResult {
+  /** The channel joined. */
+  channel: string
+  /** Channels with history: the stream's epoch. */
+  epoch?: string
+  /** Channels with history: the channel's latest offset when the join took effect (0 for an empty stream). */
+  offset?: number
+  /**
+   * Channels with history, when the client held a position for the channel (a re-join after a reconnect, or a
+   * join of a channel already joined): true when continuity held, i.e. every message after the held position was
+   * delivered or follows (replayed by the server, each exactly once, in order, before live ones); false when
+   * messages were missed and cannot be replayed (a new epoch, or trimmed or expired): reload the channel's state.
+   * `undefined` for a first join and on channels without history.
+   */
+  recovered?: boolean
+}
+
+/** Detail of the `reset` event: continuity was lost while joined; deliveries continue after this position. */
+export interface ResetDetail extends StreamPosition {
+  /** The channel whose messages were missed: reload its state. */
+  channel: string
+}
+
+/** A member of a presence channel: a device with at least one connection in it, on any node. */
+export interface PresenceMember {
+  deviceId: string
+  /** What the server's `authenticate` returned as `presenceInfo`, when it did. */
+  info?: unknown
+}
+
+/** Detail of the `presence` event: the members of a presence channel changed (or a snapshot arrived). */
+export interface PresenceDetail {
+  channel: string
+  /** Every member now (one per deviceId, however many connections it has), in arrival order. */
+  members: PresenceMember[]
+  /** Members added by this change (for a snapshot: against the list held before it, if any). */
+  joins: PresenceMember[]
+  /** Members removed by this change (for a snapshot: against the list held before it, if any). */
+  leaves: PresenceMember[]
+  /** true for the snapshot the server sends after each `joined` (first join and every re-join), false for a diff. */
+  snapshot: boolean
+}
+
 /** Detail of the `reconnecting` event. */
 export interface ReconnectingDetail {
   /** Reconnect attempt number since the last `open`, from 1. */
@@ -164,6 +225,18 @@ export interface RealtimeClientEventMap {
   joined: CustomEvent<MembershipDetail>
   /** A channel was removed from `channels`: the server confirmed a `leave()`, or removed this connection itself. */
   left: CustomEvent<MembershipDetail>
+  /**
+   * A channel of `channels` was joined again on a new connection (after a reconnect), once per channel and
+   * connection. On a channel with history `recovered` says whether any message was lost across the reconnect.
+   */
+  rejoined: CustomEvent<JoinResult>
+  /**
+   * Channels with history: the server lost continuity while joined (`reset` frame: messages missed that the stream
+   * no longer holds). Reload the channel's state; deliveries continue after the given position.
+   */
+  reset: CustomEvent<ResetDetail>
+  /** Presence channels: a snapshot arrived (after each join and re-join) or a diff changed the members. */
+  presence: CustomEvent<PresenceDetail>
   /**
    * Something failed that no promise reports: a socket error (`CONNECTION_FAILED`), an error reply without a
    * pending request, a failed re-join after a reconnect, a bad server frame, a throwing handler.

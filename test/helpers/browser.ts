@@ -5,12 +5,18 @@
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyStatic from '@fastify/static'
-import Type from 'typebox'
+import Type, { type Static } from 'typebox'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import realtimePlugin, { defineAction, type Realtime } from '../../lib/index.js'
 
-/** The example's action map (examples/server.ts): the chat.message relay and the handled chat.send. */
-export function exampleActions (publish: (channel: string, message: { id: string, at: number, from: string, text: string }) => Promise<void>) {
+/**
+ * The example's action map (examples/server.ts): the chat.message relay, the handled chat.send, and the handled
+ * chat.history reading the plugin's history through `history`.
+ */
+export function exampleActions (
+  publish: (channel: string, message: { id: string, at: number, from: string, text: string }) => Promise<void>,
+  history: (channel: string, limit: number) => Promise<Static<typeof HistoryReply>>
+) {
   let lastId = 0
   const Text = Type.String({ minLength: 1, maxLength: 4096 })
   return {
@@ -24,9 +30,23 @@ export function exampleActions (publish: (channel: string, message: { id: string
         await publish(channel!, message)
         return { id: message.id, at: message.at }
       }
+    }),
+    'chat.history': defineAction({
+      payload: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) }, { additionalProperties: false }),
+      reply: HistoryReply,
+      handler: ({ channel, payload }) => history(channel!, payload.limit ?? 20)
     })
   }
 }
+
+/** The reply of chat.history: what `app.realtime.history()` returns. */
+const HistoryReply = Type.Object({
+  epoch: Type.String(),
+  offset: Type.Integer(),
+  messages: Type.Array(Type.Object({
+    offset: Type.Integer(), action: Type.String(), payload: Type.Unknown(), from: Type.Union([Type.String(), Type.Null()])
+  }))
+})
 
 /** Chromium binary: CHROMIUM_PATH, else Debian's /usr/bin/chromium (`.ci/run` installs it). */
 export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -43,7 +63,8 @@ export async function launchBrowser (): Promise<Browser> {
 
 /**
  * Starts the example-like server on `port` (0 for a free one): static files of examples/public, `clientJs`
- * served as /client.js, and the realtime plugin with the example actions.
+ * served as /client.js, and the realtime plugin with the example actions, history (size 100, ttl 10 min) and
+ * presence on every channel, as examples/server.ts.
  */
 export async function startExampleServer (port: number, clientJs: string): Promise<{ app: FastifyInstance, port: number }> {
   const app = Fastify({ logger: { level: process.env.LOG_LEVEL ?? 'silent' } })
@@ -52,7 +73,12 @@ export async function startExampleServer (port: number, clientJs: string): Promi
     reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-store').send(clientJs)
   })
   await app.register(realtimePlugin, {
-    actions: exampleActions((channel, message) => (app.realtime as Realtime<any>).publish(channel, 'chat.stored', message))
+    actions: exampleActions(
+      (channel, message) => (app.realtime as Realtime<any>).publish(channel, 'chat.stored', message),
+      (channel, limit) => app.realtime.history(channel, { limit })
+    ),
+    history: { size: 100, ttl: 10 * 60_000 },
+    presence: true
   })
   await app.listen({ port, host: '127.0.0.1' })
   return { app, port: (app.server.address() as { port: number }).port }
@@ -69,4 +95,31 @@ export function watchPage (page: Page, name: string): string[] {
     }
   })
   return problems
+}
+
+/** Bound of each wait on a page (ms). */
+export const WAIT = { timeout: 15_000 }
+/** Waits until the page's connection state is `open` (or, with `open` false, anything else). */
+export async function waitForOpen (page: Page, open = true): Promise<void> {
+  await page.waitForFunction((open) => (document.getElementById('state')?.dataset.state === 'open') === open, open, WAIT)
+}
+
+/** Joins `channel` through the page's form; resolves once the page lists it as joined. */
+export async function join (page: Page, channel: string): Promise<void> {
+  await page.fill('#channel', channel)
+  await page.click('#join')
+  await page.locator(`#joined li[data-channel="${channel}"]`).waitFor(WAIT)
+}
+
+/** Sends `text` through the page's form; resolves once the server acknowledged it (the field is cleared). */
+export async function send (page: Page, text: string): Promise<void> {
+  await page.fill('#text', text)
+  await page.click('#send')
+  // The page clears the field once the server acknowledged the publish.
+  await page.waitForFunction(() => (document.getElementById('text') as HTMLInputElement).value === '', undefined, WAIT)
+}
+
+/** Waits until `page` shows the delivery of `text` from `from` on `channel`. */
+export async function received (page: Page, channel: string, from: string, text: string): Promise<void> {
+  await page.locator(`#messages li[data-channel="${channel}"][data-from="${from}"][data-text="${text}"]`).waitFor(WAIT)
 }

@@ -16,11 +16,11 @@ export interface RedisNode {
 
 const script = fileURLToPath(new URL('../fixtures/redis-node.ts', import.meta.url))
 
-/** Starts a node on `port` (0: any free one). */
-export async function startRedisNode (redisUrl: string, port = 0, presenceTimeout = 15_000): Promise<RedisNode> {
+/** Starts a node on `port` (0: any free one); `heartbeatInterval` in ms (the plugin's option). */
+export async function startRedisNode (redisUrl: string, port = 0, presenceTimeout = 15_000, heartbeatInterval = 30_000): Promise<RedisNode> {
   const child: ChildProcess = fork(script, {
     execArgv: ['--import', 'tsx'],
-    env: { ...process.env, REDIS_URL: redisUrl, PORT: String(port), PRESENCE_TIMEOUT: String(presenceTimeout) },
+    env: { ...process.env, REDIS_URL: redisUrl, PORT: String(port), PRESENCE_TIMEOUT: String(presenceTimeout), HEARTBEAT_INTERVAL: String(heartbeatInterval) },
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
   const reap = (): void => { child.kill('SIGKILL') }
