@@ -9,7 +9,7 @@ import type { Page } from 'playwright-core'
 import { freePort } from '../bench/common.js'
 import { bundleClient } from '../examples/build-client.js'
 import { join, launchBrowser, received, send, WAIT, waitForOpen, watchPage } from './helpers/browser.js'
-import { startExampleNode, type ExampleNode } from './helpers/example-node.js'
+import { startExampleNode, type ExampleNode } from './helpers/example-process.js'
 import { startRedis } from './helpers/redis.js'
 
 /** The example's PRESENCE_TIMEOUT here (ms): how long a dead node's devices stay online at most. */
