@@ -4,6 +4,7 @@
  * throws `FST_REALTIME_INVALID_OPTION` at register time.
  */
 import { FST_REALTIME_INVALID_OPTION } from './errors.js'
+import { routePath } from './option-checks.js'
 
 /** The registry calls the plugin uses (a prom-client `Registry`; registries are duck-typed across copies). */
 export interface RegistryLike {
@@ -101,9 +102,7 @@ export function resolveMetricsOptions (value: unknown): ResolvedMetricsOptions |
   if (prefix !== undefined && (typeof prefix !== 'string' || !/^([a-zA-Z_][a-zA-Z0-9_]*)?$/.test(prefix))) {
     throw new FST_REALTIME_INVALID_OPTION(`metrics.prefix must match ^[a-zA-Z_][a-zA-Z0-9_]*$ or be '', got ${JSON.stringify(prefix)}`)
   }
-  if (route !== undefined && (typeof route !== 'string' || !/^\/[^\s?#]*$/.test(route))) {
-    throw new FST_REALTIME_INVALID_OPTION(`metrics.route must be a string starting with "/" without query or spaces, got ${JSON.stringify(route)}`)
-  }
+  if (route !== undefined) routePath(route, 'metrics.route')
   if (buckets !== undefined && (buckets === null || typeof buckets !== 'object')) {
     throw new FST_REALTIME_INVALID_OPTION('metrics.buckets must be an object { action?, publish?, connection? }')
   }

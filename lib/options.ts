@@ -18,7 +18,7 @@ import {
 import { resolvePerMessageDeflate, type PerMessageDeflateOptions, type ResolvedDeflate } from './deflate.js'
 import { FST_REALTIME_INVALID_OPTION } from './errors.js'
 import { resolveMetricsOptions, type MetricsOptions, type ResolvedMetricsOptions } from './metrics-options.js'
-import { integerOption } from './option-checks.js'
+import { integerOption, oneOf, optionalFunction, routePath } from './option-checks.js'
 import { createFrameLimiter, type FrameLimiter, type RateLimitOptions } from './rate-limit.js'
 import { createOriginCheck, type AllowedOrigins, type OriginCheck } from './origin.js'
 import { resolveHistory, type HistoryOf, type HistoryOption } from './history.js'
@@ -294,24 +294,6 @@ export function resolveOptions (opts: RealtimePluginOptions<any, any>): Resolved
     asyncapi: resolveAsyncApiOptions(opts.asyncapi),
     perMessageDeflate: resolvePerMessageDeflate(opts.perMessageDeflate)
   }
-}
-
-function routePath (path: unknown, name: string): string {
-  if (typeof path !== 'string' || !/^\/[^\s?#]*$/.test(path)) {
-    throw new FST_REALTIME_INVALID_OPTION(`${name} must be a string starting with "/" without query or spaces, got ${JSON.stringify(path)}`)
-  }
-  return path
-}
-
-function oneOf<T extends string> (value: unknown, allowed: readonly T[], name: string): T {
-  if (value === undefined) return allowed[0]!
-  if (!allowed.includes(value as T)) throw new FST_REALTIME_INVALID_OPTION(`${name} must be one of ${allowed.join(', ')}`)
-  return value as T
-}
-
-function optionalFunction<F> (value: F | undefined, name: string): F | undefined {
-  if (value !== undefined && typeof value !== 'function') throw new FST_REALTIME_INVALID_OPTION(`${name} must be a function`)
-  return value
 }
 
 const known = new Set<string>(KNOWN_OPTIONS)
