@@ -6,6 +6,7 @@ import { execFileSync } from 'node:child_process'
 import { readFileSync } from 'node:fs'
 import { once } from 'node:events'
 import { createServer } from 'node:net'
+import type { LoadResult, Protocol, Scenario } from './load.js'
 
 /** The one action every target accepts; its payload is `{ t, pad }`. */
 export const ACTION = 'bench.msg'
@@ -130,4 +131,30 @@ export function readListenOverflows (): number {
     }
   } catch {}
   return NaN
+}
+
+/**
+ * A LoadResult with every count zero and latencies NaN: what a scenario starts from and fills in, or prints as is
+ * when it failed (with its `errors`, the array the load generator appends to).
+ */
+export function emptyLoadResult (scenario: Scenario, protocol: Protocol, members: number, errors: string[]): LoadResult {
+  return {
+    scenario,
+    protocol,
+    members,
+    seconds: 0,
+    deliveries: 0,
+    deliveriesPerSec: 0,
+    published: 0,
+    acks: 0,
+    latency: { samples: 0, p50: NaN, p99: NaN, max: NaN },
+    serverCpu: [],
+    auxCpu: [],
+    clientCpu: { user: 0, system: 0 },
+    otherCpuS: 0,
+    windowMonoUs: [0, 0],
+    connect: { count: 0, seconds: 0, perSec: 0 },
+    missing: 0,
+    errors
+  }
 }

@@ -15,7 +15,7 @@ import { performance } from 'node:perf_hooks'
 import WebSocket from 'ws'
 import type { StormFigures } from './storm.js'
 import {
-  ACTION, CHANNEL, type CpuTime, cpuDelta, openFilesLimit, padFor, quantile, readCpu, readMachineCpu, readRssKiB, sleep
+  ACTION, CHANNEL, type CpuTime, cpuDelta, emptyLoadResult, openFilesLimit, padFor, quantile, readCpu, readMachineCpu, readRssKiB, sleep
 } from './common.js'
 
 export type Scenario = 's1' | 's2' | 's3' | 's4' | 's5' | 's6' | 's7'
@@ -443,25 +443,7 @@ async function gcAndMemory (): Promise<{ rssKiB: number, heapKiB: number }> {
 }
 
 function baseResult (): LoadResult {
-  return {
-    scenario,
-    protocol,
-    members,
-    seconds: 0,
-    deliveries: 0,
-    deliveriesPerSec: 0,
-    published: 0,
-    acks: 0,
-    latency: { samples: 0, p50: NaN, p99: NaN, max: NaN },
-    serverCpu: [],
-    auxCpu: [],
-    clientCpu: { user: 0, system: 0 },
-    otherCpuS: 0,
-    windowMonoUs: [0, 0],
-    connect: { count: 0, seconds: 0, perSec: 0 },
-    missing: 0,
-    errors
-  }
+  return emptyLoadResult(scenario, protocol, members, errors)
 }
 
 // ---------------------------------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import { performance } from 'node:perf_hooks'
 import WebSocket from 'ws'
 import { backoffDelay } from '../lib/client/backoff.js'
 import { DEFAULT_CONNECT_TIMEOUT, DEFAULT_MAX_DELAY, DEFAULT_MIN_DELAY } from '../lib/client/options.js'
-import { ACTION, CHANNEL, cpuDelta, readCpu, sleep } from './common.js'
+import { ACTION, CHANNEL, cpuDelta, emptyLoadResult, readCpu, sleep } from './common.js'
 import type { LoadResult } from './load.js'
 
 /** The figures of one storm (in `LoadResult.storm`). */
@@ -323,25 +323,7 @@ async function main (): Promise<LoadResult> {
 
 /** A LoadResult with the fields S6 does not measure left empty (the harness adds the server's figures). */
 function emptyResult (): LoadResult {
-  return {
-    scenario: 's6',
-    protocol: protocol as LoadResult['protocol'],
-    members,
-    seconds: 0,
-    deliveries: 0,
-    deliveriesPerSec: 0,
-    published: 0,
-    acks: 0,
-    latency: { samples: 0, p50: NaN, p99: NaN, max: NaN },
-    serverCpu: [],
-    auxCpu: [],
-    clientCpu: { user: 0, system: 0 },
-    otherCpuS: 0,
-    connect: { count: 0, seconds: 0, perSec: 0 },
-    windowMonoUs: [0, 0],
-    missing: 0,
-    errors
-  }
+  return emptyLoadResult('s6', protocol as LoadResult['protocol'], members, errors)
 }
 
 main().then((result) => {
