@@ -19,6 +19,10 @@ export type { Member } from './topic.js'
  */
 export type StreamReader = (topic: string) => ((since: number, limit: number) => ReturnType<NonNullable<RealtimeAdapter['history']>['read']>) | undefined
 
+/**
+ * This node's channels and device topics: one adapter subscription per topic while it has local members, the
+ * fan-out of each delivery to them (once framed, then per member with no allocation), and the history followers.
+ */
 export class ChannelRegistry {
   readonly #topics = new Map<string, Topic>()
   readonly #adapter: RealtimeAdapter

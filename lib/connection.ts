@@ -53,6 +53,10 @@ export function connectionOf (socket: WebSocket): Connection | undefined {
   return (socket as Partial<OwnedSocket>)[kConnection]
 }
 
+/**
+ * One client's WebSocket lifecycle: the welcome, frames in (rate limit, then dispatch in order), deliveries out
+ * (backpressure over `maxBufferedBytes` closes 1013), heartbeat, and cleanup on close.
+ */
 export class Connection implements Member, RealtimeConnection {
   readonly deviceId: string
   readonly auth: unknown

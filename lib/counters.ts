@@ -20,6 +20,7 @@ export interface Counters {
   framesDeflated: number
 }
 
+/** Fresh event counters, all zero: one set per plugin instance, read by `stats()` and the metrics at scrape time. */
 export function createCounters (): Counters {
   return { slowConsumersClosed: 0, deliveriesDropped: 0, framesRateLimited: 0, floodsClosed: 0, framesDeflated: 0 }
 }

@@ -16,6 +16,9 @@ import type { PresenceCapability } from './presence.js'
  */
 export type MessageHandler = (message: string, position?: StreamPosition) => void
 
+/** Connection state of an adapter: `ready`, `reconnecting` (backend unreachable, retrying) or `closed`. */
+export type AdapterStatus = 'ready' | 'reconnecting' | 'closed'
+
 /**
  * A pub/sub backend.
  *
@@ -43,9 +46,6 @@ export type MessageHandler = (message: string, position?: StreamPosition) => voi
  *   offsets and epochs, `./history.ts`) and `presence` (members across nodes, `./presence.ts`). An adapter without
  *   them keeps working; the plugin refuses its `history`/`presence` options at register time when they are missing.
  */
-/** Connection state of an adapter: `ready`, `reconnecting` (backend unreachable, retrying) or `closed`. */
-export type AdapterStatus = 'ready' | 'reconnecting' | 'closed'
-
 export interface RealtimeAdapter {
   /** Optional hook, called once by the plugin at register time before any other method. */
   init?: (fastify: FastifyInstance) => Promise<void> | void
