@@ -7,19 +7,20 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { once } from 'node:events'
 import { Redis } from 'ioredis'
 import fastifyRedis from '@fastify/redis'
-import type { MessageHandler, RealtimeAdapter } from './adapter.js'
+import { redisClusterAdapter } from './redis-cluster.js'
+import { checkClusterOptions } from './redis-cluster-options.js'
+import type { RealtimeAdapter } from './adapter.js'
 import { deliverEnvelope, plainEnvelope } from './redis-envelope.js'
 import { redisHistory } from './redis-history.js'
 import type { RedisHost } from './redis-host.js'
 import type { RedisAdapterOptions } from './redis-options.js'
 import { redisPresence } from './redis-presence.js'
+import { topicRefs } from './topic-refs.js'
 import { integerOption } from '../option-checks.js'
 import { DEFAULT_HISTORY_META_TTL, DEFAULT_PRESENCE_TIMEOUT, DEFAULT_REDIS_PREFIX, DEFAULT_SUBSCRIBE_TIMEOUT } from '../constants.js'
 import { FST_REALTIME_ADAPTER_CLOSED, FST_REALTIME_INVALID_OPTION, FST_REALTIME_UNAVAILABLE } from '../errors.js'
 
 export type { RedisAdapterOptions }
-
-interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
 
 /**
  * Creates a Redis pub/sub adapter. The publishing client is, in order: `client`, a connection opened for `url`,
@@ -37,7 +38,16 @@ interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
  * subscribers get the position out of band) and `presence` (redis-presence.ts: per-node heartbeat, dead nodes swept
  * within `presenceTimeout`). `close()` removes this node's presence members before anything else.
  *
- * @throws FST_REALTIME_INVALID_OPTION at creation when both `url` and `client` are given, when `subscribeTimeout`,
+ * With `cluster`, the adapter is the Redis Cluster one (`redis-cluster.ts`): SSUBSCRIBE/SPUBLISH on the shard
+ * owning each topic's slot, the same reference counting and outage rules per shard (a publish to a shard that is
+ * down answers FST_REALTIME_UNAVAILABLE at once, `status()` is `reconnecting` while any shard is down), and order
+ * kept per topic (not across topics on different shards). History and presence are not yet offered on a cluster.
+ *
+ * @throws FST_REALTIME_INVALID_OPTION at creation when `cluster` comes with `url` or `client`, is not a Cluster
+ *   built with `shardedSubscribers: true` (or an array of `{ host, port }`), has a `keyPrefix`, or `prefix` has
+ *   `{`/`}`, and at register time when a cluster master runs Redis < 7.0 (FST_REALTIME_UNAVAILABLE when the
+ *   cluster cannot be reached);
+ *   FST_REALTIME_INVALID_OPTION at creation when both `url` and `client` are given, when `subscribeTimeout`,
  *   `historyMetaTtl` are not integers >= 1 or `presenceTimeout` not an integer >= 5, and at register time
  *   when neither is and `@fastify/redis` is not registered; FST_REALTIME_UNAVAILABLE at register time when `url`
  *   cannot be reached (fail fast instead of a plugin timeout).
@@ -54,8 +64,14 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
   if (options.url !== undefined && (typeof options.url !== 'string' || !REDIS_URL.test(options.url))) {
     throw new FST_REALTIME_INVALID_OPTION(`redisAdapter url must be a redis:// or rediss:// URL, got ${JSON.stringify(options.url)}`)
   }
+  if (options.cluster !== undefined) {
+    if (options.url !== undefined || options.client !== undefined) {
+      throw new FST_REALTIME_INVALID_OPTION('redisAdapter accepts cluster alone: drop url and client (the cluster carries publishing and subscribing)')
+    }
+    checkClusterOptions(options.cluster, prefix)
+    return redisClusterAdapter({ cluster: options.cluster, prefix, subscribeTimeout })
+  }
 
-  const topics = new Map<string, TopicEntry>()
   let pub: Redis | undefined = options.client
   let sub: Redis | undefined
   let log: FastifyBaseLogger | undefined
@@ -69,8 +85,8 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
   const channel = (topic: string): string => `${prefix}{${topic}}`
 
   function onMessage (key: string, message: string): void {
-    const entry = topics.get(key)
-    if (entry !== undefined) deliverEnvelope(entry.handlers, message, key, log)
+    const handlers = topics.handlers(key)
+    if (handlers !== undefined) deliverEnvelope(handlers, message, key, log)
   }
 
   function onError (err: Error): void {
@@ -149,6 +165,15 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
     }
   }
 
+  const topics = topicRefs({
+    subscribe: subscribeKey,
+    // While the subscriber is down there is nothing to release: on reconnection only the topics left are subscribed.
+    async release (key) {
+      if (sub?.status === 'ready') await sub.unsubscribe(key).catch((err: unknown) => onError(err as Error))
+    },
+    closed: () => closed
+  })
+
   const host: RedisHost = {
     client () {
       if (closed || pub === undefined) throw new FST_REALTIME_ADAPTER_CLOSED()
@@ -207,32 +232,11 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
 
     async subscribe (topic, handler) {
       if (closed) throw new FST_REALTIME_ADAPTER_CLOSED()
-      const key = channel(topic)
-      let entry = topics.get(key)
-      if (entry === undefined) {
-        entry = { handlers: new Set(), ready: subscribeKey(key) }
-        topics.set(key, entry)
-      }
-      entry.handlers.add(handler)
-      try {
-        await entry.ready
-      } catch (err) {
-        entry.handlers.delete(handler)
-        if (entry.handlers.size === 0 && topics.get(key) === entry) topics.delete(key)
-        throw err
-      }
+      await topics.add(channel(topic), handler)
     },
 
     async unsubscribe (topic, handler) {
-      const key = channel(topic)
-      const entry = topics.get(key)
-      if (entry === undefined || !entry.handlers.delete(handler)) return
-      if (entry.handlers.size > 0) return
-      topics.delete(key)
-      // Let a SUBSCRIBE still in flight go first, or it would revive the topic after our UNSUBSCRIBE.
-      await entry.ready.catch(() => {})
-      if (topics.has(key) || closed || sub?.status !== 'ready') return // re-subscribed meanwhile, or reconciled on reconnect
-      await sub.unsubscribe(key).catch((err: unknown) => onError(err as Error))
+      await topics.remove(channel(topic), handler)
     },
 
     async publish (topic, message) {
