@@ -92,7 +92,8 @@ export function clusterShards (cluster: Cluster, log: () => FastifyBaseLogger | 
 
   function markDown (nodeKey: string | undefined, err: Error | undefined): void {
     const shard = nodeKey === undefined ? undefined : shards.get(nodeKey)
-    if (shard === undefined || shard.down || stopped) return
+    // Down already with a cause: the rest of the storm. Down without one (not yet probed): this is its first verdict.
+    if (shard === undefined || (shard.down && shard.cause !== undefined) || stopped) return
     const cause = err ?? new Error(`connection to ${shard.key} ended`)
     shard.down = true
     shard.stale = false
@@ -156,7 +157,10 @@ export function clusterShards (cluster: Cluster, log: () => FastifyBaseLogger | 
     markDown,
     markChannelDown (channel, err) { markDown(ownerOf(channel), err) },
     markStale (shard) {
-      if (shard.down || shard.stale || stopped) return
+      // A shard down for a cause stays down; one not yet probed (down without a cause) can be stale: its publish
+      // path answered, its subscription did not (a new master whose channels ioredis has not subscribed there).
+      if ((shard.down && shard.cause !== undefined) || shard.stale || stopped) return
+      shard.down = false
       shard.stale = true
       log()?.warn({ shard: shard.key }, 'fastify-realtime: Redis Cluster shard subscription stale (a probe published on it did not come back); subscribing again')
       changes.emit('change')

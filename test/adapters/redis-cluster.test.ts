@@ -178,7 +178,11 @@ t.test('subscriptions lost behind ioredis\' back (as after a stale slot map) are
   // Stale (the probe was accepted but not echoed); on a loaded machine the probe's SPUBLISH may also go unanswered
   // within the probe timeout, and the shard is then reported unreachable: either way it is healed.
   const stale = (): number => lines.findIndex((line) => line.includes(`127.0.0.1:${victim}`) && /subscription stale|shard unreachable/.test(line))
-  await poll(async () => stale() >= 0 ? true : undefined, 10_000, 'the shard found stale')
+  // Nominally within one probe interval plus one probe timeout (about 5 s); the deadline leaves room for a loaded
+  // machine, and a failure shows what the adapter logged meanwhile.
+  const clusterLines = (): string => lines.filter((line) => line.includes('Redis Cluster')).join('')
+  await poll(async () => stale() >= 0 ? true : undefined, 20_000, 'the shard found stale')
+    .catch((err: Error) => { throw new Error(`${err.message}; victim 127.0.0.1:${victim}; adapter log:\n${clusterLines()}`) })
   t.pass(`found stale ${Date.now() - lostAt} ms after the loss`)
   t.equal(statuses[stale()], 'reconnecting', 'status reconnecting (health degraded) while stale')
   let n = 0
@@ -187,7 +191,7 @@ t.test('subscriptions lost behind ioredis\' back (as after a stale slot map) are
     await Promise.all(topics.map((topic) => b.publish(topic, text)))
     await new Promise((resolve) => setTimeout(resolve, 200))
     return topics.every((topic) => got.has(`${topic}|${text}`)) ? true : undefined
-  }, 10_000, 'deliveries on every topic again')
+  }, 20_000, 'deliveries on every topic again')
   t.pass(`every topic delivered again ${Date.now() - lostAt} ms after the loss`)
   await poll(async () => status() === 'ready' ? true : undefined, 5000, 'status ready again')
   t.pass('status ready again')
