@@ -40,8 +40,16 @@ export interface RedisCluster {
   replaced: (port: number, timeout?: number) => Promise<number>
   /** Starts the killed node again (same dir, same nodes.conf); resolves once it is a linked replica. */
   restart: (port: number) => Promise<void>
+  /** Process ids of the live nodes (masters and replicas), e.g. to read their CPU time. */
+  pids: () => number[]
   /** Stops every node (SIGKILL by pid) and removes the temp dirs. */
   stop: () => Promise<void>
+}
+
+/** Options of `startRedisCluster`. */
+export interface RedisClusterOptions {
+  /** Replicas per master: 1 (default; failover and kill need it) or 0 (3 masters only, e.g. for a benchmark). */
+  replicas?: 0 | 1
 }
 
 interface NodeProcess { port: number, dir: string, child?: ChildProcess }
@@ -89,8 +97,9 @@ export async function poll<T> (check: () => Promise<T | undefined>, timeout: num
 }
 
 /** Starts the cluster; register `t.teardown(cluster.stop)`. */
-export async function startRedisCluster (): Promise<RedisCluster> {
-  const ports = await freePorts(6)
+export async function startRedisCluster (options: RedisClusterOptions = {}): Promise<RedisCluster> {
+  const replicas = options.replicas ?? 1
+  const ports = await freePorts(3 * (1 + replicas))
   const root = await mkdtemp(join(tmpdir(), 'realtime-cluster-'))
   const procs = new Map<number, NodeProcess>(ports.map((port) => [port, { port, dir: join(root, String(port)) }]))
   const clients = new Map<number, Redis>()
@@ -193,20 +202,22 @@ export async function startRedisCluster (): Promise<RedisCluster> {
 
   for (const node of procs.values()) await mkdir(node.dir)
   await Promise.all([...procs.values()].map(spawnNode))
-  await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `${HOST}:${p}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 })
-  await waitSettled(3, 30_000, 'cluster_state:ok with 3 linked replicas')
+  /** Replicas expected linked: one per master that has one, minus the killed nodes. */
+  const linked = (): number => 3 * replicas - dead.size
+  await run('redis-cli', ['--cluster', 'create', ...ports.map((p) => `${HOST}:${p}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 30_000 })
+  await waitSettled(linked(), 30_000, `cluster_state:ok with ${linked()} linked replicas`)
 
   return {
     nodes: ports.map((port) => ({ host: HOST, port })),
     command,
-    masters: async () => await waitSettled(3 - dead.size, 10_000, 'a settled cluster'),
+    masters: async () => await waitSettled(linked(), 10_000, 'a settled cluster'),
     ownerOf,
 
     async failover (port) {
       const replica = await replicaOf(port)
       await command(replica, 'CLUSTER', 'FAILOVER')
       await poll(async () => {
-        const masters = await settled(3 - dead.size)
+        const masters = await settled(linked())
         return masters?.includes(replica) === true && !masters.includes(port) ? true : undefined
       }, 15_000, `failover of ${port} to ${replica}`)
       return replica
@@ -225,10 +236,10 @@ export async function startRedisCluster (): Promise<RedisCluster> {
       }
       await command(to, 'CLUSTER', 'SETSLOT', slot, 'NODE', toId)
       await command(from, 'CLUSTER', 'SETSLOT', slot, 'NODE', toId)
-      const masters = await waitSettled(3 - dead.size, 10_000, 'masters after migration')
+      const masters = await waitSettled(linked(), 10_000, 'masters after migration')
       for (const m of masters) if (m !== from && m !== to) await command(m, 'CLUSTER', 'SETSLOT', slot, 'NODE', toId)
       await poll(async () => {
-        if ((await settled(3 - dead.size)) === undefined) return undefined
+        if ((await settled(linked())) === undefined) return undefined
         for (const port of live()) {
           const lines = await nodeLines(port)
           const owner = lines.find((n) => n.slots.some((range) => {
@@ -252,15 +263,17 @@ export async function startRedisCluster (): Promise<RedisCluster> {
 
     async replaced (port, timeout = 20_000) {
       const heir = heirs.get(port)
-      await poll(async () => (await settled(3 - dead.size))?.includes(heir!) === true ? true : undefined,
+      await poll(async () => (await settled(linked()))?.includes(heir!) === true ? true : undefined,
         timeout, `replica ${heir} to replace the killed master ${port}`)
       return heir!
     },
 
     async restart (port) {
       await spawnNode(procs.get(port)!)
-      await waitSettled(3 - dead.size, 20_000, `${port} back as a linked replica`)
+      await waitSettled(linked(), 20_000, `${port} back as a linked replica`)
     },
+
+    pids: () => [...procs.values()].filter((p) => p.child?.pid !== undefined && !dead.has(p.port)).map((p) => p.child!.pid!),
 
     async stop () {
       for (const c of clients.values()) c.disconnect()
