@@ -66,10 +66,14 @@ async function portFree (port: number): Promise<boolean> {
   })
 }
 
-/** Six consecutive free ports in [20000, 45000) whose bus ports (+10000) are free too. */
+/**
+ * `count` consecutive free ports in [10000, 22000) whose bus ports (+10000) are free too: both below Linux's
+ * ephemeral range (32768-60999 by default), or an outgoing connection of another test may take a port between this
+ * check and redis-server's bind (seen: a node that never came up while a benchmark ran beside the tests).
+ */
 async function freePorts (count: number): Promise<number[]> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 25000)
+    const base = 10000 + Math.floor(Math.random() * (12000 - count))
     const ports = Array.from({ length: count }, (_, i) => base + i)
     let ok = true
     for (const p of ports) {
