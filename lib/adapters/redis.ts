@@ -16,6 +16,7 @@ import type { RedisHost } from './redis-host.js'
 import type { RedisAdapterOptions } from './redis-options.js'
 import { redisPresence } from './redis-presence.js'
 import { topicRefs } from './topic-refs.js'
+import { describe, describeClient, quit, redactUrl } from './redis-connection.js'
 import { integerOption } from '../option-checks.js'
 import { DEFAULT_HISTORY_META_TTL, DEFAULT_PRESENCE_TIMEOUT, DEFAULT_REDIS_PREFIX, DEFAULT_SUBSCRIBE_TIMEOUT } from '../constants.js'
 import { FST_REALTIME_ADAPTER_CLOSED, FST_REALTIME_INVALID_OPTION, FST_REALTIME_UNAVAILABLE } from '../errors.js'
@@ -77,6 +78,8 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
   let log: FastifyBaseLogger | undefined
   let closed = false
   let closing: Promise<void> | undefined
+  /** True when the adapter created the publishing client (option `url`): close() quits it. */
+  let ownsClient = false
   let down = false
   /** The subscriber was ready once already: its next 'ready' is a reconnection. */
   let subscribedBefore = false
@@ -210,11 +213,13 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
           client.off('error', remember)
         }
         client.on('error', onError)
-        // @fastify/redis in a private context: the app's own fastify.redis stays free, and it quits the client on close.
+        // @fastify/redis in a private context: the app's own fastify.redis stays free. close() quits the client
+        // (or drops it when Redis is unreachable: QUIT would reject and fail the app's close).
         await fastify.register(async function realtimeRedis (child) {
-          await child.register(fastifyRedis, { client, closeClient: true })
+          await child.register(fastifyRedis, { client, closeClient: false })
         })
         pub = client
+        ownsClient = true
       } else if (pub === undefined) {
         if (!fastify.hasDecorator('redis')) {
           throw new FST_REALTIME_INVALID_OPTION('redisAdapter() needs { url }, { client } or @fastify/redis registered before fastify-realtime')
@@ -257,12 +262,9 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
         pub?.removeListener('error', onError)
         if (sub !== undefined) {
           sub.removeListener('message', onMessage)
-          try {
-            await sub.quit()
-          } catch {
-            sub.disconnect()
-          }
+          await quit(sub)
         }
+        if (ownsClient && pub !== undefined) await quit(pub)
       })()
       return closing
     }
@@ -271,28 +273,3 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
 
 /** A redis:// or rediss:// URL (ioredis also takes unix socket paths; pass a `client` for those). */
 const REDIS_URL = /^rediss?:\/\/\S*$/
-
-/** The URL with its password replaced by `***`, for error messages and logs. */
-export function redactUrl (url: string): string {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password !== '') parsed.password = '***'
-    return parsed.toString()
-  } catch {
-    return '(unparseable URL)'
-  }
-}
-
-/** host:port of an ioredis client, for error messages (never its password). */
-function describeClient (client: Redis): string {
-  const { host, port, path } = client.options
-  return path !== undefined && path !== null && path !== '' ? path : `${host ?? '127.0.0.1'}:${port ?? 6379}`
-}
-
-/** An error's system code (ECONNREFUSED, ENOTFOUND...) and message, or a hint for a non-Redis peer. */
-function describe (err: Error): string {
-  const code = (err as NodeJS.ErrnoException).code
-  if (code !== undefined) return `${code} (${err.message})`
-  if (/RESP|Protocol error/i.test(err.message)) return `protocol error, is this port a Redis server? (${err.message})`
-  return err.message
-}

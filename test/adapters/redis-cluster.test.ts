@@ -175,16 +175,13 @@ t.test('subscriptions lost behind ioredis\' back (as after a stale slot map) are
   t.equal(await cluster.command(victim, 'PUBSUB', 'SHARDNUMSUB', `app4:{${topics[0]}}`).then((r) => Number((r as [string, number])[1])), 0, 'no subscriber left there')
 
   const lostAt = Date.now()
-  // Stale (the probe was accepted but not echoed); on a loaded machine the probe's SPUBLISH may also go unanswered
-  // within the probe timeout, and the shard is then reported unreachable: either way it is healed.
-  const stale = (): number => lines.findIndex((line) => line.includes(`127.0.0.1:${victim}`) && /subscription stale|shard unreachable/.test(line))
-  // Nominally within one probe interval plus one probe timeout (about 5 s); the deadline leaves room for a loaded
-  // machine, and a failure shows what the adapter logged meanwhile.
+  // Healed by the probe: stale (the probe was accepted but not echoed; on a loaded machine its SPUBLISH may also go
+  // unanswered within the probe timeout, and the shard is then reported unreachable), subscribed again. Or healed by
+  // ioredis itself: a slot map read that differs from its last one (on a loaded machine a replica flagged failing
+  // drops out of CLUSTER SLOTS) makes it subscribe every channel again, the probe then echoes and nothing is stale.
+  // Either way every topic is delivered again; nominally within one probe interval plus one probe timeout (~5 s).
+  const about = (): string[] => lines.filter((line) => line.includes(`127.0.0.1:${victim}`))
   const clusterLines = (): string => lines.filter((line) => line.includes('Redis Cluster')).join('')
-  await poll(async () => stale() >= 0 ? true : undefined, 20_000, 'the shard found stale')
-    .catch((err: Error) => { throw new Error(`${err.message}; victim 127.0.0.1:${victim}; adapter log:\n${clusterLines()}`) })
-  t.pass(`found stale ${Date.now() - lostAt} ms after the loss`)
-  t.equal(statuses[stale()], 'reconnecting', 'status reconnecting (health degraded) while stale')
   let n = 0
   await poll(async () => {
     const text = `m${++n}`
@@ -192,10 +189,18 @@ t.test('subscriptions lost behind ioredis\' back (as after a stale slot map) are
     await new Promise((resolve) => setTimeout(resolve, 200))
     return topics.every((topic) => got.has(`${topic}|${text}`)) ? true : undefined
   }, 20_000, 'deliveries on every topic again')
+    .catch((err: Error) => { throw new Error(`${err.message}; victim 127.0.0.1:${victim}; adapter log:\n${clusterLines()}`) })
   t.pass(`every topic delivered again ${Date.now() - lostAt} ms after the loss`)
-  await poll(async () => status() === 'ready' ? true : undefined, 5000, 'status ready again')
+  await poll(async () => status() === 'ready' ? true : undefined, 10_000, 'status ready again')
   t.pass('status ready again')
-  const about = lines.filter((line) => line.includes(`127.0.0.1:${victim}`))
-  t.equal(about.filter((line) => /subscription stale|shard unreachable/.test(line)).length, 1, 'one warning')
-  t.equal(about.filter((line) => /subscription restored|reachable again/.test(line)).length, 1, 'one line when restored')
+  const warnings = about().filter((line) => /subscription stale|shard unreachable/.test(line))
+  const restored = about().filter((line) => /subscription restored|reachable again/.test(line))
+  if (warnings.length > 0) {
+    t.equal(warnings.length, 1, 'found by the probe: one warning')
+    t.equal(statuses[lines.indexOf(warnings[0]!)], 'reconnecting', 'status reconnecting (health degraded) while stale')
+    t.equal(restored.length, 1, 'one line when restored')
+  } else {
+    t.comment('no probe verdict: ioredis subscribed the channels again itself (its slot map changed meanwhile)')
+    t.equal(restored.length, 0, 'nothing reported restored that was not reported lost')
+  }
 })
