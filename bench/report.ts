@@ -58,6 +58,8 @@ export interface RunMetrics {
   clientCpuS: number
   /** redis-server CPU seconds in the window. */
   redisCpuS: number
+  /** S3: redis-server CPU (every Redis process: one server, or every cluster node) per published message, µs. */
+  redisUsPerMessage: number
   /** CPU seconds used by other processes of the machine during the window. */
   otherCpuS: number
   /** S4 */
@@ -111,6 +113,8 @@ export function runMetrics (r: RunRecord): RunMetrics | undefined {
     serverCpuPerProcS: perProc,
     clientCpuS: x.clientCpu.user + x.clientCpu.system,
     redisCpuS: x.auxCpu.reduce((s, c) => s + c.user + c.system, 0),
+    // Messages in the window: each one reaches every member once.
+    redisUsPerMessage: x.auxCpu.length === 0 || deliveries === 0 ? NaN : x.auxCpu.reduce((s, c) => s + c.user + c.system, 0) / (deliveries / x.members) * 1e6,
     otherCpuS: x.otherCpuS ?? 0,
     kibPerConnection: x.rss?.perConnectionKiB ?? NaN,
     heapKibPerConnection: x.heap?.perConnectionKiB ?? NaN,
@@ -152,7 +156,7 @@ function stat (values: number[]): Stat {
 }
 
 const SCALARS: ScalarMetric[] = [
-  'deliveriesPerSec', 'p50', 'p99', 'max', 'usPerDelivery', 'serverCpuS', 'serverSysShare', 'clientCpuS', 'redisCpuS', 'otherCpuS',
+  'deliveriesPerSec', 'p50', 'p99', 'max', 'usPerDelivery', 'serverCpuS', 'serverSysShare', 'clientCpuS', 'redisCpuS', 'redisUsPerMessage', 'otherCpuS',
   'kibPerConnection', 'heapKibPerConnection', 'connectionsPerSec', 'usPerConnection', 'fanoutMs', 'fanoutFirstMs', 'fanoutP50Ms',
   'connections', 'wireBytesPerDelivery', 'rejoin99Ms', 'rejoin100Ms', 'rejoinAfterReadyMs', 'stormDowntimeMs', 'stormPeakCores', 'stormPeakRssMiB', 'stormRefused', 'stormListenOverflows', 'stormLost', 'stormMissedWhileAway'
 ]
@@ -263,14 +267,14 @@ function table (scenario: Scenario, rows: TargetSummary[]): string {
   const refName = ref?.target ?? 'fastify-realtime'
   if (scenario === 's1' || scenario === 's3') {
     const cols = ['target', 'deliveries/s', 'p50 ms', 'p99 ms', '**server CPU µs/delivery**', 'kernel share', 'wire B/delivery', 'server CPU s', 'client CPU s']
-    if (scenario === 's3') cols.push('redis CPU s')
+    if (scenario === 's3') cols.push('redis CPU s', 'redis CPU µs/message')
     cols.push(`${refName} ÷ target: µs/delivery`, 'deliveries/s')
     head(cols)
     for (const r of rows) {
       const s = r.stats
       const c = [r.target, range(s.deliveriesPerSec), range(s.p50), range(s.p99), `**${range(s.usPerDelivery)}**`,
         `${fmt(s.serverSysShare.median * 100)} %`, fmt(s.wireBytesPerDelivery.median), cpuPerProc(r), fmt(s.clientCpuS.median)]
-      if (scenario === 's3') c.push(fmt(s.redisCpuS.median))
+      if (scenario === 's3') c.push(fmt(s.redisCpuS.median), fmt(s.redisUsPerMessage.median))
       c.push(r === ref || ref === undefined ? '1' : ratio(ref.stats.usPerDelivery, s.usPerDelivery),
         r === ref || ref === undefined ? '1' : ratio(ref.stats.deliveriesPerSec, s.deliveriesPerSec))
       lines.push(`| ${c.join(' | ')} |`)

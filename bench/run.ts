@@ -27,6 +27,7 @@ import { parseArgs } from 'node:util'
 import { freePort, readCpu, readListenOverflows, readMachineCpu, readRssKiB, sleep } from './common.js'
 import type { LoadResult, Protocol, Scenario } from './load.js'
 import { writeReport, type BenchResults, type RunRecord } from './report.js'
+import { startRedisCluster, type RedisCluster } from '../test/helpers/redis-cluster.js'
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..')
 
@@ -38,6 +39,8 @@ export interface TargetDef {
   /** Server processes: 2 with Redis between them. */
   nodes: 1 | 2
   redis: boolean
+  /** With `redis`: a local 3-master Redis Cluster (no replicas) instead of one redis-server. */
+  cluster?: boolean
   env?: Record<string, string>
   /** Extra arguments of the load generator for this target (e.g. `--deflate`: the clients offer permessage-deflate). */
   loadArgs?: string[]
@@ -54,6 +57,7 @@ export const TARGETS: TargetDef[] = [
   { name: 'ws-deflate', file: 'ws-raw.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_WS_MODE: 'deflate' }, loadArgs: ['--deflate'], description: 'ws-raw with ws\'s own per-socket permessage-deflate (no context takeover, zlib level 1 as the plugin), clients offering it; run with --targets' },
   { name: 'socket.io', file: 'socketio.ts', protocol: 'socketio', nodes: 1, redis: false, description: 'Socket.IO 4, websocket transport only, rooms, io.to(room).emit' },
   { name: 'fastify-realtime+redis', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 2, redis: true, description: 'this plugin, redisAdapter({ url }), two nodes' },
+  { name: 'fastify-realtime+cluster', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 2, redis: true, cluster: true, description: 'this plugin, redisAdapter({ cluster }) with sharded pub/sub (SSUBSCRIBE/SPUBLISH), two nodes, a local Redis Cluster of 3 masters without replicas' },
   { name: 'fastify-realtime+history', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_HISTORY: '1' }, description: 'this plugin, memory adapter, history on every channel (size 100, ttl 10 min); run with --targets' },
   { name: 'fastify-realtime+redis+history', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 2, redis: true, env: { BENCH_HISTORY: '1' }, description: 'this plugin, redisAdapter, history on every channel (one Lua append+PUBLISH per message); run with --targets' },
   { name: 'ws+ioredis', file: 'ws-raw.ts', protocol: 'realtime', nodes: 2, redis: true, description: 'ws-raw with an ioredis PUBLISH/SUBSCRIBE between two nodes' },
@@ -64,7 +68,7 @@ export const TARGETS: TargetDef[] = [
 export const SCENARIO_TARGETS: Record<Scenario, string[]> = {
   s1: ['fastify-realtime', 'ws-raw', 'ws-prebuilt', 'ws-prebuilt-write', 'socket.io'],
   s2: ['fastify-realtime', 'ws-raw', 'ws-prebuilt', 'ws-prebuilt-write', 'socket.io'],
-  s3: ['fastify-realtime+redis', 'ws+ioredis', 'socket.io+redis-adapter'],
+  s3: ['fastify-realtime+redis', 'fastify-realtime+cluster', 'ws+ioredis', 'socket.io+redis-adapter'],
   s4: ['fastify-realtime', 'ws-raw', 'socket.io'],
   s5: ['fastify-realtime', 'ws-raw', 'ws-prebuilt', 'ws-prebuilt-write', 'socket.io'],
   s6: ['fastify-realtime', 'ws-raw', 'socket.io'],
@@ -307,6 +311,22 @@ async function waitQuiet (): Promise<void> {
 
 interface RedisProc { url: string, pid: number, child: ChildProcess, version: string }
 
+/** The Redis a target runs on: one redis-server, or a local Redis Cluster for the `cluster` targets. */
+interface Backends { redis?: RedisProc, cluster?: RedisCluster }
+
+/** The environment that points a target at its Redis (REDIS_URL, or REDIS_CLUSTER as `host:port,...`). */
+function backendEnv (target: TargetDef, backends: Backends): Record<string, string> {
+  if (!target.redis) return {}
+  if (target.cluster === true) return { REDIS_CLUSTER: backends.cluster!.nodes.map((n) => `${n.host}:${n.port}`).join(',') }
+  return { REDIS_URL: backends.redis!.url }
+}
+
+/** Process ids of the target's Redis, whose CPU time the load generator reads. */
+function backendPids (target: TargetDef, backends: Backends): number[] {
+  if (!target.redis) return []
+  return target.cluster === true ? backends.cluster!.pids() : [backends.redis!.pid]
+}
+
 async function startRedis (): Promise<RedisProc> {
   const port = await freePort()
   const bin = args['redis-server']!
@@ -363,7 +383,7 @@ function collectProfile (profileName: string): void {
   }
 }
 
-async function startServer (target: TargetDef, redisUrl: string | undefined, profileName: string | undefined, samePort?: number): Promise<Server> {
+async function startServer (target: TargetDef, backend: Record<string, string>, profileName: string | undefined, samePort?: number): Promise<Server> {
   const port = samePort ?? await freePort()
   const nodeArgs = ['--expose-gc', '--import', 'tsx']
   if (profileName !== undefined && cpuProfDir !== undefined) {
@@ -373,7 +393,7 @@ async function startServer (target: TargetDef, redisUrl: string | undefined, pro
   }
   nodeArgs.push(join(root, 'bench/targets', target.file))
   const memFile = join(tmpdir(), `fastify-realtime-bench-mem-${port}.json`)
-  const child = spawnNode(nodeArgs, { ...target.env, PORT: String(port), REDIS_URL: redisUrl ?? '', BENCH_MEM_FILE: memFile })
+  const child = spawnNode(nodeArgs, { REDIS_URL: '', REDIS_CLUSTER: '', ...target.env, ...backend, PORT: String(port), BENCH_MEM_FILE: memFile })
   const stderr = tail(child.stderr, 4000, verbose)
   await new Promise<void>((resolve, reject) => {
     let text = ''
@@ -399,7 +419,7 @@ async function startServer (target: TargetDef, redisUrl: string | undefined, pro
   return { child, pid: child.pid!, port, stderr, profileName: cpuProfDir === undefined ? undefined : profileName, memFile }
 }
 
-function loadArgs (scenario: Scenario, target: TargetDef, servers: Server[], redis: RedisProc | undefined): { args: string[], timeoutS: number } {
+function loadArgs (scenario: Scenario, target: TargetDef, servers: Server[], backends: Backends): { args: string[], timeoutS: number } {
   const common = [
     '--scenario', scenario,
     '--protocol', target.protocol,
@@ -408,7 +428,7 @@ function loadArgs (scenario: Scenario, target: TargetDef, servers: Server[], red
     '--payload', String(options.payload),
     '--concurrency', String(options.concurrency)
   ]
-  if (redis !== undefined && target.redis) common.push('--aux-pids', String(redis.pid))
+  if (target.redis) common.push('--aux-pids', backendPids(target, backends).join(','))
   if (target.loadArgs !== undefined) common.push(...target.loadArgs)
   if (!verbose) common.push('--quiet')
   const connectS = 60
@@ -490,15 +510,15 @@ async function runLoad (script: string, argv: string[], timeoutS: number, onStor
   return { result, code, stderr: stderr() }
 }
 
-async function runOne (scenario: Scenario, target: TargetDef, rep: number, redis: RedisProc | undefined): Promise<RunRecord> {
+async function runOne (scenario: Scenario, target: TargetDef, rep: number, backends: Backends): Promise<RunRecord> {
   const servers: Server[] = []
   const started = Date.now()
   try {
     for (let n = 0; n < target.nodes; n++) {
       const profileName = target.name.startsWith('fastify-realtime') ? `${scenario}-${target.name}-rep${rep}-node${n}` : undefined
-      servers.push(await startServer(target, target.redis ? redis?.url : undefined, profileName))
+      servers.push(await startServer(target, backendEnv(target, backends), profileName))
     }
-    const { args: argv, timeoutS } = loadArgs(scenario, target, servers, redis)
+    const { args: argv, timeoutS } = loadArgs(scenario, target, servers, backends)
     let storm: Promise<StormServer> | undefined
     const onStorm = scenario === 's6' ? () => { storm = restartServer(target, servers) } : undefined
     const { result, code, stderr } = await runLoad(scenario === 's6' ? 'storm.ts' : 'load.ts', argv, timeoutS, onStorm)
@@ -541,7 +561,7 @@ async function restartServer (target: TargetDef, servers: Server[]): Promise<Sto
   const stopMs = Date.now() - stoppedAt
   let next: Server
   try {
-    next = await startServer(target, undefined, undefined, old.port)
+    next = await startServer(target, {}, undefined, old.port)
   } catch (err) {
     return { stop () {}, figures: () => ({ downtimeMs: NaN, stopMs, readyAt: NaN, cpuSeconds: NaN, peakCores: NaN, peakRssKiB: NaN, listenOverflows: NaN }), error: `restart: ${(err as Error).message}` }
   }
@@ -668,13 +688,19 @@ async function main (): Promise<void> {
   const libAtStart = libHash()
   let redisVersion = 'not used'
   let redis: RedisProc | undefined
+  let cluster: RedisCluster | undefined
   const started = Date.now()
   const runs: RunRecord[] = []
   try {
-    if (plan.some((p) => p.targets.some((t) => t.redis))) {
+    if (plan.some((p) => p.targets.some((t) => t.redis && t.cluster !== true))) {
       redis = await startRedis()
       redisVersion = redis.version
       log(`redis-server pid ${redis.pid} at ${redis.url}`)
+    }
+    if (plan.some((p) => p.targets.some((t) => t.cluster === true))) {
+      cluster = await startRedisCluster({ replicas: 0 })
+      if (redis === undefined) redisVersion = execFileSync(args['redis-server']!, ['--version'], { encoding: 'utf8' }).trim()
+      log(`Redis Cluster (3 masters) pids ${cluster.pids().join(',')} at ${cluster.nodes.map((n) => n.port).join(',')}`)
     }
     for (const { scenario, targets } of plan) {
       for (let rep = 1; rep <= reps; rep++) {
@@ -688,7 +714,7 @@ async function main (): Promise<void> {
           for (let attempt = 0; attempt <= retries; attempt++) {
             await waitQuiet()
             log(`${scenario} rep ${rep}/${reps} ${target.name} ...`)
-            const record = await runOne(scenario, target, rep, redis)
+            const record = await runOne(scenario, target, rep, { redis, cluster })
             log(`${scenario} rep ${rep}/${reps} ${target.name}: ${oneLine(record)} [${record.wallSeconds.toFixed(0)} s]`)
             const background = backgroundShare(record)
             if (best === undefined || (record.ok && (!best.ok || background < bestBackground))) {
@@ -707,6 +733,7 @@ async function main (): Promise<void> {
     }
   } finally {
     if (redis !== undefined) await stopChild(redis.child)
+    await cluster?.stop()
   }
 
   const invocation = ['npm run', args.smoke ? 'bench:smoke' : 'bench'].join(' ') +

@@ -80,6 +80,23 @@ export const DEFAULT_HISTORY_META_TTL = 30 * 24 * 60 * 60 * 1000
  */
 export const DEFAULT_PRESENCE_TIMEOUT = 15_000
 
+/**
+ * Redis Cluster adapter: interval between liveness probes of a healthy shard, in ms. A probe SPUBLISHes a token on
+ * a probe channel in one of the shard's slots and expects it back on this node's sharded subscriber connection;
+ * every shard is also probed right after each slot map refresh.
+ */
+export const CLUSTER_PROBE_INTERVAL = 2000
+/** Redis Cluster adapter: interval between probes of a shard that is down or whose subscription is stale, in ms. */
+export const CLUSTER_PROBE_RETRY = 200
+/** Redis Cluster adapter: longest wait for a probe's round trip, in ms. */
+export const CLUSTER_PROBE_TIMEOUT = 3000
+/**
+ * Redis Cluster adapter: delay of the second slot map refresh that follows every refresh ioredis makes, in ms.
+ * ioredis reads the map from one random node, which may not know yet of a failover or migration that just
+ * happened; the second read sees the settled map, and ioredis then subscribes the moved channels on their owner.
+ */
+export const CLUSTER_REFRESH_CONFIRM_DELAY = 1000
+
 /** Default smallest message, in bytes of payload, that permessage-deflate compresses (smaller ones go plain, as ws does). */
 export const DEFAULT_DEFLATE_THRESHOLD = 1024
 /** Default zlib compression level of permessage-deflate (0-9): 1 is the fastest, most of the gain on JSON. */

@@ -1,7 +1,7 @@
 /**
  * Runs a handled action's handler for one frame: the reply (`ack` with `result`, checked against the `reply`
- * schema), `RealtimeError` answered with the application's code, any other failure answered `INTERNAL` without
- * its message, and `TIMEOUT` after `handlerTimeout` ms. A synchronous handler costs no promise.
+ * schema), `RealtimeError` answered with the application's code, the backend's unavailability answered
+ * `UNAVAILABLE`, any other failure answered `INTERNAL` without its message, and `TIMEOUT` after `handlerTimeout` ms. A synchronous handler costs no promise.
  */
 import type { ActionDefinition } from './actions.js'
 import type { Connection } from './connection.js'
@@ -85,10 +85,22 @@ function reply (connection: Connection, def: ActionDefinition, result: unknown, 
   connection.sendFrame(frame)
 }
 
-/** A `RealtimeError` is answered with its code; anything else is logged and answered INTERNAL. */
+/** Codes of the plugin's own errors that a handler may let through: the backend was unreachable (or closing). */
+const UNAVAILABLE_CAUSES = new Set(['FST_REALTIME_UNAVAILABLE', 'FST_REALTIME_ADAPTER_CLOSED'])
+
+/**
+ * A `RealtimeError` is answered with its code. An `FST_REALTIME_UNAVAILABLE` or `FST_REALTIME_ADAPTER_CLOSED` the
+ * handler let through (e.g. from `app.realtime.publish` while Redis or a cluster shard is down) is answered
+ * `UNAVAILABLE`, as a relay action's publish is: the client may retry. Anything else is logged and answered INTERNAL.
+ */
 function failed (connection: Connection, def: ActionDefinition, err: unknown, id: RequestId | undefined): void {
   if (err instanceof RealtimeError) {
     connection.error(err.code, err.message, id, err.details)
+    return
+  }
+  if (UNAVAILABLE_CAUSES.has((err as { code?: unknown } | null)?.code as string)) {
+    connection.log.warn({ err, action: def.name }, 'fastify-realtime: action handler failed on an unreachable backend, answered UNAVAILABLE')
+    connection.error('UNAVAILABLE', 'The message was not delivered, retry later', id)
     return
   }
   connection.log.error({ err, action: def.name }, 'fastify-realtime: action handler failed, answered INTERNAL')

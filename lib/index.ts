@@ -63,6 +63,7 @@ export { memoryAdapter, type MemoryAdapterOptions } from './adapters/memory.js'
 export type { ChannelHistory, HistoryOption, ChannelHistoryPage, HistoryMessage, Since } from './history.js'
 export type { PresenceOption } from './presence.js'
 export { redisAdapter, type RedisAdapterOptions } from './adapters/redis.js'
+export type { RedisClusterNode } from './adapters/redis-cluster-options.js'
 export * from './errors.js'
 export { CloseCode } from './constants.js'
 export {

@@ -6,8 +6,9 @@ import { Writable } from 'node:stream'
 import t, { type Test } from 'tap'
 import Fastify from 'fastify'
 import Type from 'typebox'
-import realtimePlugin, { RealtimeError, defineAction, memoryAdapter, type RealtimePluginOptions } from '../lib/index.js'
+import realtimePlugin, { RealtimeError, defineAction, memoryAdapter, redisAdapter, type RealtimePluginOptions } from '../lib/index.js'
 import { connect } from './helpers/client.js'
+import { startRedis } from './helpers/redis.js'
 
 /** Collects the JSON log lines of a Fastify app. */
 function logSink (): { stream: Writable, lines: Array<Record<string, any>> } {
@@ -86,6 +87,37 @@ t.test('a handled action: typed call, reply in ack.result, nothing fanned out un
   t.same(await sender.request({ type: 'action', channel: 'other', action: 'chat.send', payload: { text: 'x' }, id: 5 }),
     { type: 'error', code: 'NOT_JOINED', message: 'Join "other" before publishing to it', id: 5 }, 'with a channel, it must be joined')
   await Promise.all([sender.close(), member.close()])
+})
+
+t.test('a handler whose own publish is refused (Redis unreachable) answers UNAVAILABLE, not INTERNAL', async (t) => {
+  const redis = await startRedis()
+  t.teardown(() => redis.stop())
+  const sink = logSink()
+  const { app } = await start(t, {
+    adapter: redisAdapter({ url: redis.url }),
+    actions: {
+      'chat.send': defineAction({
+        payload: Message,
+        reply: Type.Object({ ok: Type.Boolean() }),
+        async handler ({ channel, payload }) {
+          await app.realtime.publish(channel!, 'chat.send', payload)
+          return { ok: true }
+        }
+      })
+    }
+  }, sink.stream)
+  const { port } = app.server.address() as { port: number }
+  const c = await connect(`ws://127.0.0.1:${port}/ws`)
+  t.match(await c.request({ type: 'join', channel: 'room', id: 1 }), { type: 'joined', channel: 'room' })
+  t.same(await c.request({ type: 'action', channel: 'room', action: 'chat.send', payload: { text: 'up' }, id: 2 }),
+    { type: 'ack', id: 2, result: { ok: true } }, 'answered while Redis is up')
+  await redis.stop()
+  t.same(await c.request({ type: 'action', channel: 'room', action: 'chat.send', payload: { text: 'down' }, id: 3 }),
+    { type: 'error', code: 'UNAVAILABLE', message: 'The message was not delivered, retry later', id: 3 })
+  t.ok(sink.lines.some((l) => l.msg === 'fastify-realtime: action handler failed on an unreachable backend, answered UNAVAILABLE' && l.level === 40),
+    'logged once as a warning with its cause')
+  t.notOk(sink.lines.some((l) => /answered INTERNAL/.test(String(l.msg))), 'not an INTERNAL error')
+  await c.close()
 })
 
 t.test('RealtimeError answers its code, message and details; other throws answer INTERNAL without their message', async (t) => {

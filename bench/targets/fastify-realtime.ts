@@ -1,5 +1,6 @@
 /**
- * Target: fastify-realtime with its defaults (memory adapter), or the Redis adapter when REDIS_URL is set; with
+ * Target: fastify-realtime with its defaults (memory adapter), or the Redis adapter when REDIS_URL is set (on a Redis
+ * Cluster with sharded pub/sub when REDIS_CLUSTER=host:port,... is set); with
  * BENCH_HISTORY=1, history on every channel (size 100, ttl 10 min): offsets, the stream written on each publish.
  * The only action is `bench.msg` with a `{ t: number, pad: string }` payload.
  * BENCH_DEFLATE=1 turns `perMessageDeflate` on (target `fastify-realtime+deflate`).
@@ -10,7 +11,7 @@ import Fastify from 'fastify'
 import Type from 'typebox'
 import realtimePlugin, { memoryAdapter, redisAdapter } from '../../lib/index.js'
 import { ACTION } from '../common.js'
-import { host, lifecycle, port, ready, redisUrl } from './shared.js'
+import { host, lifecycle, port, ready, redisCluster, redisUrl } from './shared.js'
 
 // BENCH_LOG_LEVEL=warn (or debug...) logs to stderr, which `npm run bench -- --verbose` shows.
 const level = process.env.BENCH_LOG_LEVEL
@@ -22,7 +23,9 @@ if (process.env.BENCH_METRICS === '1') {
 }
 await app.register(realtimePlugin, {
   actions: { [ACTION]: Type.Object({ t: Type.Number(), pad: Type.String() }) },
-  adapter: redisUrl === undefined ? memoryAdapter() : redisAdapter({ url: redisUrl }),
+  adapter: redisCluster !== undefined
+    ? redisAdapter({ cluster: redisCluster })
+    : redisUrl === undefined ? memoryAdapter() : redisAdapter({ url: redisUrl }),
   history: process.env.BENCH_HISTORY === '1' ? { size: 100, ttl: 600_000 } : false,
   perMessageDeflate: process.env.BENCH_DEFLATE === '1',
   ...(metrics === undefined ? {} : { metrics })

@@ -9,6 +9,13 @@ import { renameSync, writeFileSync } from 'node:fs'
 export const port = Number(process.env.PORT ?? 0)
 export const host = '127.0.0.1'
 export const redisUrl = process.env.REDIS_URL === undefined || process.env.REDIS_URL === '' ? undefined : process.env.REDIS_URL
+/** REDIS_CLUSTER=host:port,host:port: start nodes of a Redis Cluster (the `+cluster` targets). */
+export const redisCluster = process.env.REDIS_CLUSTER === undefined || process.env.REDIS_CLUSTER === ''
+  ? undefined
+  : process.env.REDIS_CLUSTER.split(',').map((node) => {
+    const at = node.lastIndexOf(':')
+    return { host: node.slice(0, at), port: Number(node.slice(at + 1)) }
+  })
 
 if (!Number.isInteger(port) || port <= 0) {
   process.stderr.write('target: PORT must be set to a port number\n')

@@ -1,9 +1,10 @@
 /**
  * Options of `redisAdapter()`, with their units and defaults.
  */
-import type { Redis } from 'ioredis'
+import type { Cluster, Redis } from 'ioredis'
+import type { RedisClusterNode } from './redis-cluster-options.js'
 
-/** Options of `redisAdapter()`. Give at most one of `url` and `client`. */
+/** Options of `redisAdapter()`. Give at most one of `url`, `client` and `cluster`. */
 export interface RedisAdapterOptions {
   /**
    * Redis URL (`redis://127.0.0.1:6379`). The adapter registers `@fastify/redis` for it in a private context,
@@ -29,4 +30,11 @@ export interface RedisAdapterOptions {
    * topic starts a new epoch. Must outlast every history `ttl`. Default 2592000000 (30 days).
    */
   historyMetaTtl?: number
+  /**
+   * A Redis Cluster (Redis >= 7.0) carried by sharded pub/sub (SSUBSCRIBE/SPUBLISH): the app's ioredis `Cluster`
+   * created with `{ shardedSubscribers: true }` and no `keyPrefix` (never closed by the adapter), or its start
+   * nodes `[{ host, port }, ...]` (the adapter creates the Cluster and closes it with the app). Channels are then
+   * `<prefix>{<topic>}`. See the README section "Redis Cluster".
+   */
+  cluster?: Cluster | RedisClusterNode[]
 }

@@ -7,19 +7,21 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { once } from 'node:events'
 import { Redis } from 'ioredis'
 import fastifyRedis from '@fastify/redis'
-import type { MessageHandler, RealtimeAdapter } from './adapter.js'
+import { redisClusterAdapter } from './redis-cluster.js'
+import { checkClusterOptions } from './redis-cluster-options.js'
+import type { RealtimeAdapter } from './adapter.js'
 import { deliverEnvelope, plainEnvelope } from './redis-envelope.js'
 import { redisHistory } from './redis-history.js'
 import type { RedisHost } from './redis-host.js'
 import type { RedisAdapterOptions } from './redis-options.js'
 import { redisPresence } from './redis-presence.js'
+import { topicRefs } from './topic-refs.js'
+import { describe, describeClient, quit, redactUrl } from './redis-connection.js'
 import { integerOption } from '../option-checks.js'
 import { DEFAULT_HISTORY_META_TTL, DEFAULT_PRESENCE_TIMEOUT, DEFAULT_REDIS_PREFIX, DEFAULT_SUBSCRIBE_TIMEOUT } from '../constants.js'
 import { FST_REALTIME_ADAPTER_CLOSED, FST_REALTIME_INVALID_OPTION, FST_REALTIME_UNAVAILABLE } from '../errors.js'
 
 export type { RedisAdapterOptions }
-
-interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
 
 /**
  * Creates a Redis pub/sub adapter. The publishing client is, in order: `client`, a connection opened for `url`,
@@ -37,7 +39,16 @@ interface TopicEntry { handlers: Set<MessageHandler>, ready: Promise<unknown> }
  * subscribers get the position out of band) and `presence` (redis-presence.ts: per-node heartbeat, dead nodes swept
  * within `presenceTimeout`). `close()` removes this node's presence members before anything else.
  *
- * @throws FST_REALTIME_INVALID_OPTION at creation when both `url` and `client` are given, when `subscribeTimeout`,
+ * With `cluster`, the adapter is the Redis Cluster one (`redis-cluster.ts`): SSUBSCRIBE/SPUBLISH on the shard
+ * owning each topic's slot, the same reference counting and outage rules per shard (a publish to a shard that is
+ * down answers FST_REALTIME_UNAVAILABLE at once, `status()` is `reconnecting` while any shard is down), and order
+ * kept per topic (not across topics on different shards). History and presence are not yet offered on a cluster.
+ *
+ * @throws FST_REALTIME_INVALID_OPTION at creation when `cluster` comes with `url` or `client`, is not a Cluster
+ *   built with `shardedSubscribers: true` (or an array of `{ host, port }`), has a `keyPrefix`, or `prefix` has
+ *   `{`/`}`, and at register time when a cluster master runs Redis < 7.0 (FST_REALTIME_UNAVAILABLE when the
+ *   cluster cannot be reached);
+ *   FST_REALTIME_INVALID_OPTION at creation when both `url` and `client` are given, when `subscribeTimeout`,
  *   `historyMetaTtl` are not integers >= 1 or `presenceTimeout` not an integer >= 5, and at register time
  *   when neither is and `@fastify/redis` is not registered; FST_REALTIME_UNAVAILABLE at register time when `url`
  *   cannot be reached (fail fast instead of a plugin timeout).
@@ -54,13 +65,21 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
   if (options.url !== undefined && (typeof options.url !== 'string' || !REDIS_URL.test(options.url))) {
     throw new FST_REALTIME_INVALID_OPTION(`redisAdapter url must be a redis:// or rediss:// URL, got ${JSON.stringify(options.url)}`)
   }
+  if (options.cluster !== undefined) {
+    if (options.url !== undefined || options.client !== undefined) {
+      throw new FST_REALTIME_INVALID_OPTION('redisAdapter accepts cluster alone: drop url and client (the cluster carries publishing and subscribing)')
+    }
+    checkClusterOptions(options.cluster, prefix)
+    return redisClusterAdapter({ cluster: options.cluster, prefix, subscribeTimeout })
+  }
 
-  const topics = new Map<string, TopicEntry>()
   let pub: Redis | undefined = options.client
   let sub: Redis | undefined
   let log: FastifyBaseLogger | undefined
   let closed = false
   let closing: Promise<void> | undefined
+  /** True when the adapter created the publishing client (option `url`): close() quits it. */
+  let ownsClient = false
   let down = false
   /** The subscriber was ready once already: its next 'ready' is a reconnection. */
   let subscribedBefore = false
@@ -69,8 +88,8 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
   const channel = (topic: string): string => `${prefix}{${topic}}`
 
   function onMessage (key: string, message: string): void {
-    const entry = topics.get(key)
-    if (entry !== undefined) deliverEnvelope(entry.handlers, message, key, log)
+    const handlers = topics.handlers(key)
+    if (handlers !== undefined) deliverEnvelope(handlers, message, key, log)
   }
 
   function onError (err: Error): void {
@@ -149,6 +168,15 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
     }
   }
 
+  const topics = topicRefs({
+    subscribe: subscribeKey,
+    // While the subscriber is down there is nothing to release: on reconnection only the topics left are subscribed.
+    async release (key) {
+      if (sub?.status === 'ready') await sub.unsubscribe(key).catch((err: unknown) => onError(err as Error))
+    },
+    closed: () => closed
+  })
+
   const host: RedisHost = {
     client () {
       if (closed || pub === undefined) throw new FST_REALTIME_ADAPTER_CLOSED()
@@ -185,11 +213,13 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
           client.off('error', remember)
         }
         client.on('error', onError)
-        // @fastify/redis in a private context: the app's own fastify.redis stays free, and it quits the client on close.
+        // @fastify/redis in a private context: the app's own fastify.redis stays free. close() quits the client
+        // (or drops it when Redis is unreachable: QUIT would reject and fail the app's close).
         await fastify.register(async function realtimeRedis (child) {
-          await child.register(fastifyRedis, { client, closeClient: true })
+          await child.register(fastifyRedis, { client, closeClient: false })
         })
         pub = client
+        ownsClient = true
       } else if (pub === undefined) {
         if (!fastify.hasDecorator('redis')) {
           throw new FST_REALTIME_INVALID_OPTION('redisAdapter() needs { url }, { client } or @fastify/redis registered before fastify-realtime')
@@ -207,32 +237,11 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
 
     async subscribe (topic, handler) {
       if (closed) throw new FST_REALTIME_ADAPTER_CLOSED()
-      const key = channel(topic)
-      let entry = topics.get(key)
-      if (entry === undefined) {
-        entry = { handlers: new Set(), ready: subscribeKey(key) }
-        topics.set(key, entry)
-      }
-      entry.handlers.add(handler)
-      try {
-        await entry.ready
-      } catch (err) {
-        entry.handlers.delete(handler)
-        if (entry.handlers.size === 0 && topics.get(key) === entry) topics.delete(key)
-        throw err
-      }
+      await topics.add(channel(topic), handler)
     },
 
     async unsubscribe (topic, handler) {
-      const key = channel(topic)
-      const entry = topics.get(key)
-      if (entry === undefined || !entry.handlers.delete(handler)) return
-      if (entry.handlers.size > 0) return
-      topics.delete(key)
-      // Let a SUBSCRIBE still in flight go first, or it would revive the topic after our UNSUBSCRIBE.
-      await entry.ready.catch(() => {})
-      if (topics.has(key) || closed || sub?.status !== 'ready') return // re-subscribed meanwhile, or reconciled on reconnect
-      await sub.unsubscribe(key).catch((err: unknown) => onError(err as Error))
+      await topics.remove(channel(topic), handler)
     },
 
     async publish (topic, message) {
@@ -253,12 +262,9 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
         pub?.removeListener('error', onError)
         if (sub !== undefined) {
           sub.removeListener('message', onMessage)
-          try {
-            await sub.quit()
-          } catch {
-            sub.disconnect()
-          }
+          await quit(sub)
         }
+        if (ownsClient && pub !== undefined) await quit(pub)
       })()
       return closing
     }
@@ -267,28 +273,3 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
 
 /** A redis:// or rediss:// URL (ioredis also takes unix socket paths; pass a `client` for those). */
 const REDIS_URL = /^rediss?:\/\/\S*$/
-
-/** The URL with its password replaced by `***`, for error messages and logs. */
-export function redactUrl (url: string): string {
-  try {
-    const parsed = new URL(url)
-    if (parsed.password !== '') parsed.password = '***'
-    return parsed.toString()
-  } catch {
-    return '(unparseable URL)'
-  }
-}
-
-/** host:port of an ioredis client, for error messages (never its password). */
-function describeClient (client: Redis): string {
-  const { host, port, path } = client.options
-  return path !== undefined && path !== null && path !== '' ? path : `${host ?? '127.0.0.1'}:${port ?? 6379}`
-}
-
-/** An error's system code (ECONNREFUSED, ENOTFOUND...) and message, or a hint for a non-Redis peer. */
-function describe (err: Error): string {
-  const code = (err as NodeJS.ErrnoException).code
-  if (code !== undefined) return `${code} (${err.message})`
-  if (/RESP|Protocol error/i.test(err.message)) return `protocol error, is this port a Redis server? (${err.message})`
-  return err.message
-}

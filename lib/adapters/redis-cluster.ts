@@ -1,0 +1,239 @@
+/**
+ * The Redis Cluster adapter: sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis >= 7.0), so a channel's messages go only
+ * to the shard owning its hash slot and adding shards adds pub/sub capacity. Reached through
+ * `redisAdapter({ cluster })`; everything the single-Redis adapter promises holds per shard.
+ */
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
+import { once } from 'node:events'
+import { Cluster, type Redis } from 'ioredis'
+import type { RealtimeAdapter } from './adapter.js'
+import { deliverEnvelope, plainEnvelope } from './redis-envelope.js'
+import { clusterShards, type ClusterShards } from './redis-cluster-shards.js'
+import { shardProber, type ShardProber } from './redis-cluster-probe.js'
+import { topicRefs } from './topic-refs.js'
+import { describeNodes, versionProblem, type RedisClusterNode } from './redis-cluster-options.js'
+import { FST_REALTIME_ADAPTER_CLOSED, FST_REALTIME_INVALID_OPTION, FST_REALTIME_UNAVAILABLE } from '../errors.js'
+
+/** What `redisAdapter({ cluster })` passes on (checked by `redisAdapter`). */
+export interface RedisClusterAdapterOptions {
+  cluster: Cluster | RedisClusterNode[]
+  prefix: string
+  subscribeTimeout: number
+}
+
+/**
+ * Creates the Redis Cluster adapter (see `redisAdapter({ cluster })` for the contract). Channels are
+ * `<prefix>{<topic>}`: the hash tag puts a topic's channel and its keys in one slot.
+ *
+ * Order: messages of one publisher to one topic arrive in publish order; messages to different topics may live
+ * on different shards, whose connections are independent, so their relative order is not kept.
+ */
+export function redisClusterAdapter (options: RedisClusterAdapterOptions): RealtimeAdapter {
+  const { prefix, subscribeTimeout } = options
+  const owned = Array.isArray(options.cluster)
+  let cluster: Cluster | undefined = owned ? undefined : options.cluster as Cluster
+  let shards: ClusterShards | undefined
+  let prober: ShardProber | undefined
+  let log: FastifyBaseLogger | undefined
+  let closed = false
+  let clusterDown = false
+
+  const channel = (topic: string): string => `${prefix}{${topic}}`
+
+  function onMessage (key: string, message: string): void {
+    const handlers = topics.handlers(key)
+    if (handlers !== undefined) deliverEnvelope(handlers, message, key, log)
+    else prober?.onMessage(key, message)
+  }
+  // ioredis events: a connection of a node ended or failed. The first one marks the shard down; the rest of the
+  // storm changes nothing (the shard is already down) and is not logged.
+  const onNodeEnd = (redis: Redis | undefined, key?: string): void => {
+    shards?.markDown(key ?? (redis === undefined ? undefined : `${redis.options.host}:${redis.options.port}`), undefined)
+  }
+  const onNodeError = (err: Error, key: string): void => { shards?.markDown(key, err) }
+  const onError = (): void => {} // keyless duplicates of nodeError (subscriber connect failures), or all nodes failed
+  const onRefresh = (): void => { prober?.onRefresh() }
+  const onReconnecting = (): void => {
+    if (closed || clusterDown) return
+    clusterDown = true
+    log?.warn('fastify-realtime: Redis Cluster unreachable (no node answers); publishing answers UNAVAILABLE until it is back')
+  }
+  const onReady = (): void => {
+    if (!clusterDown) return
+    clusterDown = false
+    log?.info('fastify-realtime: Redis Cluster reachable again')
+    prober?.onRefresh()
+  }
+
+  function listen (c: Cluster): void {
+    c.on('smessage', onMessage)
+    c.on('-node', onNodeEnd)
+    c.on('node error', onNodeError)
+    c.on('nodeError', onNodeError)
+    c.on('error', onError)
+    c.on('refresh', onRefresh)
+    c.on('reconnecting', onReconnecting)
+    c.on('ready', onReady)
+  }
+
+  function unlisten (c: Cluster): void {
+    c.off('smessage', onMessage)
+    c.off('-node', onNodeEnd)
+    c.off('node error', onNodeError)
+    c.off('nodeError', onNodeError)
+    c.off('refresh', onRefresh)
+    c.off('reconnecting', onReconnecting)
+    c.off('ready', onReady)
+    // Our own Cluster keeps its no-op 'error' listener: ioredis may still emit while it shuts down, and an
+    // EventEmitter without one throws. The app's Cluster gets back exactly the listeners it had.
+    if (!owned) c.off('error', onError)
+  }
+
+  /** Rejects with FST_REALTIME_UNAVAILABLE after `ms`. */
+  async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
+    let timer: NodeJS.Timeout | undefined
+    try {
+      return await Promise.race([promise, new Promise<never>((_resolve, reject) => {
+        timer = setTimeout(() => reject(new FST_REALTIME_UNAVAILABLE(`${what}: no answer within ${ms} ms`)), Math.max(ms, 0))
+      })])
+    } finally {
+      clearTimeout(timer)
+    }
+  }
+
+  async function subscribeKey (key: string): Promise<void> {
+    const c = cluster!
+    const deadline = Date.now() + subscribeTimeout
+    for (;;) {
+      if (!(await shards!.whenUp(key, deadline - Date.now())) || c.status !== 'ready') {
+        throw new FST_REALTIME_UNAVAILABLE(`the Redis Cluster shard of ${key} is unreachable (waited ${subscribeTimeout} ms)`)
+      }
+      try {
+        await within(c.ssubscribe(key), deadline - Date.now(), `SSUBSCRIBE ${key}`)
+        return
+      } catch (err) {
+        // MOVED (the slot moved meanwhile) or a lost connection: wait for ioredis to settle the new topology.
+        if (closed || Date.now() >= deadline) {
+          throw (err as { code?: string }).code === 'FST_REALTIME_UNAVAILABLE' ? err : new FST_REALTIME_UNAVAILABLE((err as Error).message)
+        }
+        await once(c, 'subscribersReady', { signal: AbortSignal.timeout(Math.max(deadline - Date.now(), 1)) }).catch(() => {})
+      }
+    }
+  }
+
+  /** SUNSUBSCRIBE one channel (never the argument-less form), bounded: a shard that is down may never answer. */
+  async function release (key: string): Promise<void> {
+    const c = cluster
+    if (c === undefined) return
+    await within(c.sunsubscribe(key), subscribeTimeout, `SUNSUBSCRIBE ${key}`).catch(() => {})
+  }
+
+  // One SSUBSCRIBE per channel per node while it has local handlers.
+  const topics = topicRefs({ subscribe: subscribeKey, release, closed: () => closed })
+
+  return {
+    async init (fastify: FastifyInstance) {
+      log = fastify.log
+      if (cluster === undefined) {
+        // No offline queue: a publish is answered now, never replayed later. Subscriber connections keep theirs
+        // (ioredis forces it), bounded by subscribeTimeout here.
+        cluster = new Cluster(options.cluster as RedisClusterNode[], { shardedSubscribers: true, lazyConnect: true, enableOfflineQueue: false })
+      }
+      const c = cluster
+      listen(c)
+      let cause: Error | undefined
+      const remember = (err: Error): void => { cause ??= err }
+      c.on('error', remember)
+      c.on('node error', remember)
+      try {
+        if (c.status === 'wait') c.connect().catch(() => {})
+        if (c.status !== 'ready') await once(c, 'ready', { signal: AbortSignal.timeout(subscribeTimeout) })
+      } catch {
+        unlisten(c)
+        if (owned) c.disconnect()
+        const why = cause === undefined ? `not ready within ${subscribeTimeout} ms` : cause.message
+        throw new FST_REALTIME_UNAVAILABLE(`cannot connect to the Redis Cluster at ${describeNodes(c)}: ${why}`)
+      } finally {
+        c.off('error', remember)
+        c.off('node error', remember)
+      }
+      let problems: string[]
+      try {
+        problems = (await Promise.all(c.nodes('master').map(async (node) => {
+          const info = await within(node.info('server'), subscribeTimeout, 'INFO server')
+          return versionProblem(info, `${node.options.host}:${node.options.port}`)
+        }))).filter((p) => p !== undefined)
+      } catch (err) {
+        unlisten(c)
+        if (owned) c.disconnect()
+        throw new FST_REALTIME_UNAVAILABLE(`cannot read the Redis version of the cluster masters: ${(err as Error).message}`)
+      }
+      if (problems.length > 0) {
+        unlisten(c)
+        if (owned) c.disconnect()
+        throw new FST_REALTIME_INVALID_OPTION(`redisAdapter cluster: ${problems.join('; ')}`)
+      }
+      shards = clusterShards(c, () => log)
+      prober = shardProber(c, shards, prefix, () => topics.keys())
+      prober.onRefresh()
+      // ready() means ready: a probe went through every shard (publish path and our subscriber connection).
+      if (!(await shards.whenAllUp(subscribeTimeout))) {
+        const down = shards.downShards().join(', ')
+        shards.stop()
+        await prober.stop(!owned)
+        unlisten(c)
+        if (owned) c.disconnect()
+        throw new FST_REALTIME_UNAVAILABLE(`the Redis Cluster shards ${down} did not answer a probe within ${subscribeTimeout} ms`)
+      }
+    },
+
+    status () {
+      if (closed) return 'closed'
+      return cluster?.status === 'ready' && shards?.allUp() === true ? 'ready' : 'reconnecting'
+    },
+
+    async subscribe (topic, handler) {
+      if (closed) throw new FST_REALTIME_ADAPTER_CLOSED()
+      await topics.add(channel(topic), handler)
+    },
+
+    async unsubscribe (topic, handler) {
+      // The SUNSUBSCRIBE is sent even while the shard is down: it also removes the channel from ioredis' list of
+      // channels to subscribe again after a topology change.
+      await topics.remove(channel(topic), handler)
+    },
+
+    async publish (topic, message) {
+      if (closed || cluster === undefined) throw new FST_REALTIME_ADAPTER_CLOSED()
+      const key = channel(topic)
+      const shard = cluster.status === 'ready' ? shards?.upShardOf(key) : undefined
+      if (shard === undefined) throw new FST_REALTIME_UNAVAILABLE(`the Redis Cluster shard of ${key} is unreachable`)
+      try {
+        // The same strings as the single-Redis adapter (redis-envelope.ts), so history can share its scripts.
+        await shards!.guard(shard, cluster.spublish(key, plainEnvelope(message)))
+      } catch (err) {
+        shards?.markChannelDown(key, err as Error)
+        throw new FST_REALTIME_UNAVAILABLE((err as Error).message)
+      }
+    },
+
+    async close () {
+      if (closed) return
+      closed = true
+      const keys = [...topics.keys()]
+      topics.clear()
+      const c = cluster
+      if (c === undefined) return
+      shards?.stop()
+      await prober?.stop(!owned)
+      if (owned) {
+        unlisten(c)
+        await within(c.quit(), subscribeTimeout, 'QUIT').catch(() => c.disconnect())
+        return
+      }
+      // The app's Cluster stays open: release exactly our channels, one per SUNSUBSCRIBE.
+      await Promise.all(keys.map(release))
+      unlisten(c)
+    }
+  }
+}
