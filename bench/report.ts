@@ -93,6 +93,10 @@ export interface RunMetrics {
   /** S6: acknowledged messages a connected member missed; and those published while members were away. */
   stormLost: number
   stormMissedWhileAway: number
+  /** S6 with history: members whose re-join answered recovered: true. */
+  stormRecovered: number
+  /** S6 with history: member-messages missed by members whose re-join answered recovered: true (must be 0). */
+  stormMissedRecovered: number
 }
 
 export function runMetrics (r: RunRecord): RunMetrics | undefined {
@@ -134,7 +138,9 @@ export function runMetrics (r: RunRecord): RunMetrics | undefined {
     stormRefused: x.storm === undefined ? NaN : x.storm.refusedTcp + x.storm.timedOut + Object.values(x.storm.refusedHttp).reduce((a, b) => a + b, 0),
     stormListenOverflows: x.storm?.server?.listenOverflows ?? NaN,
     stormLost: x.storm?.lost ?? NaN,
-    stormMissedWhileAway: x.storm?.missedWhileAway ?? NaN
+    stormMissedWhileAway: x.storm?.missedWhileAway ?? NaN,
+    stormRecovered: x.storm?.recovered ?? NaN,
+    stormMissedRecovered: x.storm?.missedRecovered ?? NaN
   }
 }
 
@@ -158,7 +164,7 @@ function stat (values: number[]): Stat {
 const SCALARS: ScalarMetric[] = [
   'deliveriesPerSec', 'p50', 'p99', 'max', 'usPerDelivery', 'serverCpuS', 'serverSysShare', 'clientCpuS', 'redisCpuS', 'redisUsPerMessage', 'otherCpuS',
   'kibPerConnection', 'heapKibPerConnection', 'connectionsPerSec', 'usPerConnection', 'fanoutMs', 'fanoutFirstMs', 'fanoutP50Ms',
-  'connections', 'wireBytesPerDelivery', 'rejoin99Ms', 'rejoin100Ms', 'rejoinAfterReadyMs', 'stormDowntimeMs', 'stormPeakCores', 'stormPeakRssMiB', 'stormRefused', 'stormListenOverflows', 'stormLost', 'stormMissedWhileAway'
+  'connections', 'wireBytesPerDelivery', 'rejoin99Ms', 'rejoin100Ms', 'rejoinAfterReadyMs', 'stormDowntimeMs', 'stormPeakCores', 'stormPeakRssMiB', 'stormRefused', 'stormListenOverflows', 'stormLost', 'stormMissedWhileAway', 'stormRecovered', 'stormMissedRecovered'
 ]
 
 export function summarize (results: BenchResults): TargetSummary[] {
@@ -241,7 +247,9 @@ function scenarioLine (s: Scenario, o: Record<string, number>): string {
       'process listening, its start-up included; after ready: from then to the last re-join); peak CPU (cores over 500 ms) and RSS ' +
       'are the restarted process\'s; refused = TCP refused + HTTP refused + timed out attempts; listen queue overflows = SYNs ' +
       'the kernel dropped because the accept queue was full (TcpExt ListenOverflows, machine-wide; Node listens with a backlog of 511); lost = acknowledged messages a ' +
-      'connected member never got; missed while away = member-messages published while members were disconnected (what history recovery restores).'
+      'connected member never got; missed while away = member-messages published while members were disconnected (what history recovery restores); ' +
+      'with history (fastify-realtime+redis+history), every client re-joins with since: recovered re-joins = members whose re-join answered ' +
+      'recovered: true, missed by recovered = member-messages such a member still missed (must be 0).'
     case 's7': return `${o.scaleIdleConnections} connections (asked: 100,000 unless --scale-idle-connections; fewer when the open files limit is lower) joined to one channel on one node, sources spread over 127.0.0.2-5; ` +
       'RSS per connection (after forced GCs, before and after the connections), then one broadcast to all: time from publish to the ' +
       'last delivery and the server CPU of that broadcast per delivery. The load generator receives every delivery on the same 2 cores.'
@@ -301,11 +309,12 @@ function table (scenario: Scenario, rows: TargetSummary[]): string {
     }
   } else if (scenario === 's6') {
     head(['target', '**100 % re-joined ms**', '99 % re-joined ms', 'server down ms', '100 % after ready ms', 'peak server cores', 'peak server RSS MiB', 'refused attempts', 'listen queue overflows',
-      'lost', 'missed while away', `${refName} ÷ target: 100 % time`])
+      'lost', 'missed while away', 'recovered re-joins', 'missed by recovered', `${refName} ÷ target: 100 % time`])
     for (const r of rows) {
       const s = r.stats
       lines.push(`| ${[r.target, `**${range(s.rejoin100Ms)}**`, range(s.rejoin99Ms), range(s.stormDowntimeMs), range(s.rejoinAfterReadyMs), range(s.stormPeakCores), range(s.stormPeakRssMiB),
         range(s.stormRefused), range(s.stormListenOverflows), range(s.stormLost), range(s.stormMissedWhileAway),
+        range(s.stormRecovered), range(s.stormMissedRecovered),
         r === ref || ref === undefined ? '1' : ratio(ref.stats.rejoin100Ms, s.rejoin100Ms)].join(' | ')} |`)
     }
   } else if (scenario === 's7') {

@@ -59,7 +59,7 @@ export const TARGETS: TargetDef[] = [
   { name: 'fastify-realtime+redis', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 2, redis: true, description: 'this plugin, redisAdapter({ url }), two nodes' },
   { name: 'fastify-realtime+cluster', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 2, redis: true, cluster: true, description: 'this plugin, redisAdapter({ cluster }) with sharded pub/sub (SSUBSCRIBE/SPUBLISH), two nodes, a local Redis Cluster of 3 masters without replicas' },
   { name: 'fastify-realtime+history', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 1, redis: false, env: { BENCH_HISTORY: '1' }, description: 'this plugin, memory adapter, history on every channel (size 100, ttl 10 min); run with --targets' },
-  { name: 'fastify-realtime+redis+history', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 2, redis: true, env: { BENCH_HISTORY: '1' }, description: 'this plugin, redisAdapter, history on every channel (one Lua append+PUBLISH per message); run with --targets' },
+  { name: 'fastify-realtime+redis+history', file: 'fastify-realtime.ts', protocol: 'realtime', nodes: 2, redis: true, env: { BENCH_HISTORY: '1' }, description: 'this plugin, redisAdapter, history on every channel (one Lua append+PUBLISH per message); in S6 one node, whose clients re-join with since (the history in Redis outlives the restart); in S3 with --targets' },
   { name: 'ws+ioredis', file: 'ws-raw.ts', protocol: 'realtime', nodes: 2, redis: true, description: 'ws-raw with an ioredis PUBLISH/SUBSCRIBE between two nodes' },
   { name: 'socket.io+redis-adapter', file: 'socketio.ts', protocol: 'socketio', nodes: 2, redis: true, description: 'Socket.IO 4 with @socket.io/redis-adapter, two nodes' }
 ]
@@ -71,7 +71,7 @@ export const SCENARIO_TARGETS: Record<Scenario, string[]> = {
   s3: ['fastify-realtime+redis', 'fastify-realtime+cluster', 'ws+ioredis', 'socket.io+redis-adapter'],
   s4: ['fastify-realtime', 'ws-raw', 'socket.io'],
   s5: ['fastify-realtime', 'ws-raw', 'ws-prebuilt', 'ws-prebuilt-write', 'socket.io'],
-  s6: ['fastify-realtime', 'ws-raw', 'socket.io'],
+  s6: ['fastify-realtime', 'fastify-realtime+redis+history', 'ws-raw', 'socket.io'],
   s7: ['fastify-realtime', 'ws-raw']
 }
 
@@ -464,7 +464,7 @@ function loadArgs (scenario: Scenario, target: TargetDef, servers: Server[], bac
           '--url', `ws://127.0.0.1:${servers[0]!.port}`, '--connections', String(options.stormConnections),
           '--rate', String(options.stormRate), '--concurrency', String(options.concurrency), '--timeout', '180',
           '--settle', args.smoke === true ? '0.5' : '2',
-          '--local-addresses', localAddresses, ...(verbose ? [] : ['--quiet'])],
+          '--local-addresses', localAddresses, ...(target.env?.BENCH_HISTORY === '1' ? ['--history'] : []), ...(verbose ? [] : ['--quiet'])],
         timeoutS: 180 + 180 + 60
       }
     case 's7':
@@ -514,13 +514,14 @@ async function runOne (scenario: Scenario, target: TargetDef, rep: number, backe
   const servers: Server[] = []
   const started = Date.now()
   try {
-    for (let n = 0; n < target.nodes; n++) {
+    // S6 storms one node: a target of two nodes (on Redis) runs one there.
+    for (let n = 0; n < (scenario === 's6' ? 1 : target.nodes); n++) {
       const profileName = target.name.startsWith('fastify-realtime') ? `${scenario}-${target.name}-rep${rep}-node${n}` : undefined
       servers.push(await startServer(target, backendEnv(target, backends), profileName))
     }
     const { args: argv, timeoutS } = loadArgs(scenario, target, servers, backends)
     let storm: Promise<StormServer> | undefined
-    const onStorm = scenario === 's6' ? () => { storm = restartServer(target, servers) } : undefined
+    const onStorm = scenario === 's6' ? () => { storm = restartServer(target, servers, backends) } : undefined
     const { result, code, stderr } = await runLoad(scenario === 's6' ? 'storm.ts' : 'load.ts', argv, timeoutS, onStorm)
     const errors = [...(result?.errors ?? [])]
     if (scenario === 's6') {
@@ -553,7 +554,7 @@ interface StormServer { stop: () => void, figures: () => NonNullable<NonNullable
  * S6: stops the target's server (SIGTERM, as a deploy does), starts it again on the same port (replacing it in
  * `servers`) and samples the new process's CPU and RSS every 100 ms until `stop()`: peak cores over 500 ms, peak RSS.
  */
-async function restartServer (target: TargetDef, servers: Server[]): Promise<StormServer> {
+async function restartServer (target: TargetDef, servers: Server[], backends: Backends): Promise<StormServer> {
   const old = servers[0]!
   const overflowsBefore = readListenOverflows()
   const stoppedAt = Date.now()
@@ -561,7 +562,7 @@ async function restartServer (target: TargetDef, servers: Server[]): Promise<Sto
   const stopMs = Date.now() - stoppedAt
   let next: Server
   try {
-    next = await startServer(target, {}, undefined, old.port)
+    next = await startServer(target, backendEnv(target, backends), undefined, old.port)
   } catch (err) {
     return { stop () {}, figures: () => ({ downtimeMs: NaN, stopMs, readyAt: NaN, cpuSeconds: NaN, peakCores: NaN, peakRssKiB: NaN, listenOverflows: NaN }), error: `restart: ${(err as Error).message}` }
   }

@@ -7,6 +7,9 @@
  *   reset by a welcome, its default minDelay/maxDelay and connect timeout), as `RealtimeClient` does;
  * - `--policy socketio`: socket.io-client's defaults (reconnectionDelay 1000, reconnectionDelayMax 5000,
  *   randomizationFactor 0.5, the attempt counter reset on connect).
+ * With `--history` (a target with history on the channel, e.g. on Redis so that it survives the restart), every
+ * member keeps its stream position (the joined frame's epoch and offset, then each delivery's offset) and re-joins
+ * with `since`: the figures then say how many re-joins were recovered and whether any of those missed a message.
  * It prints one JSON line (a LoadResult with `storm`) at the end. Sources are spread over `--local-addresses` when given.
  *
  *   node --import tsx bench/storm.ts --protocol realtime --url ws://127.0.0.1:3000 --connections 10000
@@ -41,6 +44,11 @@ export interface StormFigures {
   lost: number
   /** Acknowledged messages published while a member was away (what history recovery gives back), member-messages. */
   missedWhileAway: number
+  /** With `--history`: members whose re-join after the storm answered `recovered: true` / `false`. */
+  recovered?: number
+  notRecovered?: number
+  /** With `--history`: of `missedWhileAway`, the member-messages of members whose re-join said recovered (must be 0). */
+  missedRecovered?: number
   /**
    * Filled in by the harness: SIGTERM to the new process listening (`downtimeMs`), of which the old process's exit
    * (`stopMs`); then from /proc, the restarted server from its start to the end of the storm, and the SYNs the
@@ -60,6 +68,7 @@ const { values: args } = parseArgs({
     timeout: { type: 'string', default: '180' },
     settle: { type: 'string', default: '2' },
     'local-addresses': { type: 'string', default: '' },
+    history: { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false }
   },
   strict: true
@@ -73,6 +82,7 @@ const timeoutMs = Number(args.timeout) * 1000
 /** Seconds of publishing before the storm and after the last re-join, and of the drain. */
 const settleMs = Number(args.settle) * 1000
 const localAddresses = args['local-addresses'].split(',').filter(Boolean)
+const history = args.history === true
 const log = (msg: string): void => { if (!args.quiet) process.stderr.write(`storm: ${msg}\n`) }
 if (protocol !== 'realtime' && protocol !== 'socketio') throw new Error(`unknown --protocol ${protocol}`)
 if (policy !== 'sdk' && policy !== 'socketio') throw new Error(`unknown --policy ${policy}`)
@@ -100,11 +110,27 @@ let stormAt = 0
 let ackedAtStorm = 0
 let joinedNow = 0
 let rejoined = 0
+let recoveredCount = 0
+let notRecoveredCount = 0
 const counts = { refusedTcp: 0, timedOut: 0, otherErrors: 0, attempts: 0 }
 const refusedHttp: Record<string, number> = {}
 let onProgress: () => void = () => {}
 
 const T_KEY = Buffer.from('"t":')
+const OFFSET_KEY = Buffer.from('"offset":')
+/** The stream offset of a delivery (its last field), 0 when it has none. */
+function offsetOf (buf: Buffer): number {
+  let i = buf.lastIndexOf(OFFSET_KEY)
+  if (i < 0) return 0
+  let n = 0
+  for (i += 9; i < buf.length; i++) {
+    const c = buf[i]!
+    if (c < 48 || c > 57) break
+    n = n * 10 + c - 48
+  }
+  return n
+}
+
 function seqOf (buf: Buffer): number {
   let i = buf.indexOf(T_KEY)
   if (i < 0) return 0
@@ -126,6 +152,10 @@ class Member {
   epochs: number[] = []
   everJoined = false
   rejoinedAfterStorm = false
+  /** With --history: the stream position (epoch of the joined frame, last offset seen), and the storm re-join's answer. */
+  epoch: string | undefined
+  offset = 0
+  recovered = false
   timer: NodeJS.Timeout | undefined
   /** Resolves the initial connect's wait. */
   onJoin: (() => void) | undefined
@@ -178,8 +208,9 @@ class Member {
     if (protocol === 'realtime') {
       const kind = buf[9]
       if (kind === 0x6d) this.delivery(buf) // message
-      else if (kind === 0x77) this.welcome(ws, welcomed, `{"type":"join","channel":"${CHANNEL}","id":"j"}`)
-      else if (kind === 0x6a) this.onJoined() // joined
+      else if (kind === 0x77) this.welcome(ws, welcomed, this.joinFrame())
+      else if (kind === 0x6a) this.onJoined(buf) // joined
+      else if (kind === 0x72) this.onReset(buf) // reset: the stream was lost meanwhile
       else if (kind === 0x61) ack(Number(JSON.parse(buf.toString()).id)) // ack
       else error(`frame: ${buf.toString().slice(0, 200)}`)
       return
@@ -205,8 +236,36 @@ class Member {
     ws.send(join)
   }
 
-  onJoined (): void {
+  /** The join frame: with --history and a known position, `since` it. */
+  joinFrame (): string {
+    return history && this.epoch !== undefined
+      ? `{"type":"join","channel":"${CHANNEL}","id":"j","since":{"offset":${this.offset},"epoch":${JSON.stringify(this.epoch)}}}`
+      : `{"type":"join","channel":"${CHANNEL}","id":"j"}`
+  }
+
+  onReset (buf: Buffer): void {
+    const frame = JSON.parse(buf.toString()) as { epoch: string, offset: number }
+    this.epoch = frame.epoch
+    this.offset = frame.offset
+  }
+
+  onJoined (buf?: Buffer): void {
     clearTimeout(this.timer)
+    if (history && buf !== undefined) {
+      const frame = JSON.parse(buf.toString()) as { epoch?: string, offset?: number, recovered?: boolean }
+      // Recovered: the missed messages follow, each with its offset. Not recovered (or a first join): start over at
+      // the position the server gave.
+      if (frame.recovered !== true) {
+        this.epoch = frame.epoch
+        this.offset = frame.offset ?? 0
+      }
+      if (stormAt !== 0 && this.everJoined && !this.rejoinedAfterStorm && this.index < members) {
+        if (frame.recovered === true) {
+          this.recovered = true
+          recoveredCount++
+        } else notRecoveredCount++
+      }
+    }
     this.joined = true
     joinedNow++
     this.epochs.push(nextSeq)
@@ -220,6 +279,10 @@ class Member {
   }
 
   delivery (buf: Buffer): void {
+    if (history) {
+      const offset = offsetOf(buf)
+      if (offset > this.offset) this.offset = offset
+    }
     const seq = seqOf(buf)
     if (seq > 0 && seq < cap) got[this.index * cap + seq] = 1
   }
@@ -303,6 +366,7 @@ async function main (): Promise<LoadResult> {
   stopped = true
   let lost = 0
   let missedWhileAway = 0
+  let missedRecovered = 0
   for (let i = 0; i < members; i++) {
     const m = all[i]!
     const e = m.joined ? [...m.epochs, lastSeq] : m.epochs
@@ -310,14 +374,20 @@ async function main (): Promise<LoadResult> {
     for (let k = 0; k + 1 < e.length; k += 2) {
       for (let s = e[k]!; s <= e[k + 1]!; s++) if (acked[s] === 1 && got[base + s] === 0) lost++
       const resume = e[k + 2]
-      if (resume !== undefined) for (let s = e[k + 1]! + 1; s < resume; s++) if (acked[s] === 1 && got[base + s] === 0) missedWhileAway++
+      if (resume === undefined) continue
+      for (let s = e[k + 1]! + 1; s < resume; s++) {
+        if (acked[s] !== 1 || got[base + s] === 1) continue
+        missedWhileAway++
+        if (m.recovered) missedRecovered++
+      }
     }
   }
   for (const m of all) { clearTimeout(m.timer); m.ws?.terminate() }
   let ackCount = 0
   for (let s = 1; s < nextSeq; s++) ackCount += acked[s]!
   const connect = { count: members + 1, seconds: connectS, perSec: (members + 1) / connectS }
-  const storm: StormFigures = { policy, rejoin99Ms, rejoin100Ms, rejoin99At, rejoin100At, rejoined, ...counts, refusedHttp, acked: ackCount, lost, missedWhileAway }
+  const recovery = history ? { recovered: recoveredCount, notRecovered: notRecoveredCount, missedRecovered } : {}
+  const storm: StormFigures = { policy, rejoin99Ms, rejoin100Ms, rejoin99At, rejoin100At, rejoined, ...counts, refusedHttp, acked: ackCount, lost, missedWhileAway, ...recovery }
   return { ...emptyResult(), connect, seconds: rejoin100Ms / 1000, published: nextSeq - 1, acks: ackCount, clientCpu, storm }
 }
 
