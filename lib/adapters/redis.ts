@@ -69,7 +69,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
       throw new FST_REALTIME_INVALID_OPTION('redisAdapter accepts cluster alone: drop url and client (the cluster carries publishing and subscribing)')
     }
     checkClusterOptions(options.cluster, prefix)
-    return redisClusterAdapter({ cluster: options.cluster, prefix, subscribeTimeout })
+    return redisClusterAdapter({ cluster: options.cluster, prefix, subscribeTimeout, presenceTimeout, historyMetaTtl })
   }
 
   let pub: Redis | undefined = options.client
@@ -175,11 +175,14 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
   })
 
   const host: RedisHost = {
-    client () {
+    async run (_key, command) {
       if (closed || pub === undefined) throw new FST_REALTIME_ADAPTER_CLOSED()
-      return pub
+      if (!connected()) throw new FST_REALTIME_UNAVAILABLE('Redis is unreachable')
+      return await command(pub)
     },
-    ready: connected,
+    publishCommand: 'PUBLISH',
+    cluster: false,
+    servers: () => pub === undefined ? [] : [pub],
     closed: () => closed,
     log: () => log,
     prefix,

@@ -1,6 +1,7 @@
 /**
- * The Redis Cluster adapter (sharded pub/sub) against a real local 3 + 3 cluster: the conformance suite, one
- * SSUBSCRIBE per topic per node counted with PUBSUB SHARDNUMSUB over the masters, and the register-time refusals.
+ * The Redis Cluster adapter (sharded pub/sub) against a real local 3 + 3 cluster: the conformance suite with its
+ * history and presence sections, one SSUBSCRIBE per topic per node counted with PUBSUB SHARDNUMSUB over the
+ * masters, and the register-time refusals.
  */
 import t from 'tap'
 import { Cluster, Redis } from 'ioredis'
@@ -16,7 +17,7 @@ t.teardown(() => cluster.stop())
 const app = Fastify()
 t.teardown(() => app.close())
 const appClusters: Cluster[] = []
-t.teardown(async () => { await Promise.all(appClusters.map((c) => c.quit())) })
+t.teardown(async () => { await Promise.all(appClusters.filter((c) => c.status !== 'end').map((c) => c.quit())) })
 
 function appCluster (options: ConstructorParameters<typeof Cluster>[1] = { shardedSubscribers: true }): Cluster {
   const c = new Cluster(cluster.nodes, options)
@@ -30,9 +31,31 @@ async function ready (adapter: RealtimeAdapter): Promise<RealtimeAdapter> {
   return adapter
 }
 
+const PRESENCE_TIMEOUT = 4000
+/** The app Cluster of each peer adapter, so a test can cut it like a crash would. */
+const clusterOf = new Map<RealtimeAdapter, Cluster>()
+
 adapterConformance((name, fn) => t.test(`conformance (own Cluster): ${name}`, fn), {
-  create: () => ready(redisAdapter({ cluster: cluster.nodes })),
-  createPeer: () => ready(redisAdapter({ cluster: appCluster() }))
+  create: () => ready(redisAdapter({ cluster: cluster.nodes, presenceTimeout: PRESENCE_TIMEOUT })),
+  createPeer: async () => {
+    const c = appCluster()
+    const a = await ready(redisAdapter({ cluster: c, presenceTimeout: PRESENCE_TIMEOUT }))
+    clusterOf.set(a, c)
+    return a
+  },
+  history: {
+    // Every master loses its keys, as a restart without persistence does (the helper runs no RDB and no AOF).
+    loseStorage: async (a) => {
+      for (const port of await cluster.masters()) await cluster.command(port, 'FLUSHALL')
+      return a
+    },
+    ttlWait: 2500
+  },
+  presence: {
+    // No cleanup and no more heartbeats: the node's Cluster connections are gone, as when its process is killed.
+    crash: async (a) => { clusterOf.get(a)!.disconnect() },
+    timeout: PRESENCE_TIMEOUT
+  }
 })
 
 /** PUBSUB SHARDNUMSUB of `channel` summed over the masters (each counts only its own subscribers). */
