@@ -10,9 +10,10 @@ import { once } from 'node:events'
 import { Cluster, type Redis } from 'ioredis'
 import type { RealtimeAdapter } from './adapter.js'
 import { deliverEnvelope, plainEnvelope } from './redis-envelope.js'
-import { clusterShards, type ClusterShards, type Shard } from './redis-cluster-shards.js'
+import { clusterHost } from './redis-cluster-host.js'
+import { shardRecovery } from './redis-cluster-recovery.js'
+import { clusterShards, type ClusterShards } from './redis-cluster-shards.js'
 import { redisHistory } from './redis-history.js'
-import type { RedisCommands, RedisHost } from './redis-host.js'
 import { redisPresence } from './redis-presence.js'
 import { shardProber, type ShardProber } from './redis-cluster-probe.js'
 import { topicRefs } from './topic-refs.js'
@@ -37,10 +38,8 @@ export interface RedisClusterAdapterOptions {
  * Order: messages of one publisher to one topic arrive in publish order; messages to different topics may live
  * on different shards, whose connections are independent, so their relative order is not kept.
  *
- * History catch-up: each time a shard becomes up again after this node saw it down or stale (a failover, a killed
- * master replaced, subscriptions healed), this node's channels in its slots are subscribed again (a no-op where
- * they still are) and then the `history.onReconnect` listener is called, so the plugin reads what the outage may
- * have cost from the streams. Shards coming up together are reported once.
+ * History catch-up after a shard was down or stale: redis-cluster-recovery.ts. History and presence commands go
+ * through redis-cluster-host.ts (per-shard guards).
  */
 export function redisClusterAdapter (options: RedisClusterAdapterOptions): RealtimeAdapter {
   const { prefix, subscribeTimeout } = options
@@ -52,12 +51,6 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
   let closed = false
   let closing: Promise<void> | undefined
   let clusterDown = false
-  /** init() completed: a shard coming up from then on is a recovery. */
-  let started = false
-  let reconnectListener: (() => void) | undefined
-  /** Shards up again whose channels are to be subscribed again before the listener is called. */
-  const recovered = new Set<string>()
-  let recovering: Promise<void> | undefined
 
   const channel = (topic: string): string => `${prefix}{${topic}}`
 
@@ -152,58 +145,18 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
   // One SSUBSCRIBE per channel per node while it has local handlers.
   const topics = topicRefs({ subscribe: subscribeKey, release: releaseKey, closed: () => closed })
 
-  function onShardUp (shard: Shard): void {
-    if (!started || closed) return
-    recovered.add(shard.key)
-    recovering ??= catchUp().finally(() => { recovering = undefined })
-  }
-
-  /** Subscribes again the local channels of the shards that came up, then calls the history listener; repeats while more come up. */
-  async function catchUp (): Promise<void> {
-    // Let shards coming up in the same probe round join this one.
-    await new Promise((resolve) => setImmediate(resolve))
-    while (recovered.size > 0 && !closed) {
-      const keys = new Set(recovered)
-      recovered.clear()
-      const c = cluster!
-      const channels = [...topics.keys()].filter((key) => keys.has(shards?.ownerOf(key) ?? ''))
-      await Promise.all(channels.map((key) => within(c.ssubscribe(key), subscribeTimeout, `SSUBSCRIBE ${key}`).catch(() => {})))
-      if (closed) return
-      try {
-        reconnectListener?.()
-      } catch (err) {
-        log?.error({ err }, 'fastify-realtime: history reconnect listener threw')
-      }
-    }
-  }
-
-  const host: RedisHost = {
-    async run (key, command) {
-      const c = cluster
-      if (closed || c === undefined) throw new FST_REALTIME_ADAPTER_CLOSED()
-      const shard = c.status === 'ready' ? shards?.upShardOf(key) : undefined
-      if (shard === undefined) throw new FST_REALTIME_UNAVAILABLE(`the Redis Cluster shard of ${key} is unreachable`)
-      try {
-        return await shards!.guard(shard, command(c as unknown as RedisCommands))
-      } catch (err) {
-        // A reply of Redis (a script error...) says nothing about the shard; a lost connection does.
-        if ((err as Error).name !== 'ReplyError') shards?.markChannelDown(key, err as Error)
-        throw err
-      }
-    },
-    publishCommand: 'SPUBLISH',
-    cluster: true,
-    servers: () => (cluster?.nodes('master') ?? []) as RedisCommands[],
-    closed: () => closed,
-    log: () => log,
-    prefix,
-    channel
-  }
+  const recovery = shardRecovery(async (owners) => {
+    const c = cluster
+    if (c === undefined) return
+    const channels = [...topics.keys()].filter((key) => owners.has(shards?.ownerOf(key) ?? ''))
+    await Promise.all(channels.map((key) => within(c.ssubscribe(key), subscribeTimeout, `SSUBSCRIBE ${key}`).catch(() => {})))
+  }, () => log)
+  const host = clusterHost({ cluster: () => cluster, shards: () => shards, closed: () => closed, log: () => log, prefix, channel })
   const history = redisHistory(host, options.historyMetaTtl)
   const presence = redisPresence(host, options.presenceTimeout)
 
   return {
-    history: { ...history, onReconnect (listener) { reconnectListener = listener } },
+    history: { ...history, onReconnect: recovery.onReconnect },
     presence: { start: presence.start, add: presence.add, remove: presence.remove, list: presence.list, onChange: presence.onChange },
 
     async init (fastify: FastifyInstance) {
@@ -247,7 +200,7 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
         if (owned) c.disconnect()
         throw new FST_REALTIME_INVALID_OPTION(`redisAdapter cluster: ${problems.join('; ')}`)
       }
-      shards = clusterShards(c, () => log, onShardUp)
+      shards = clusterShards(c, () => log, (shard) => recovery.shardUp(shard.key))
       prober = shardProber(c, shards, prefix, () => topics.keys())
       prober.onRefresh()
       // ready() means ready: a probe went through every shard (publish path and our subscriber connection).
@@ -259,7 +212,7 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
         if (owned) c.disconnect()
         throw new FST_REALTIME_UNAVAILABLE(`the Redis Cluster shards ${down} did not answer a probe within ${subscribeTimeout} ms`)
       }
-      started = true
+      recovery.start()
     },
 
     status () {
@@ -296,6 +249,7 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
       closing ??= (async () => {
         await presence.close() // this node's members first, while the connections still work
         closed = true
+        recovery.stop()
         const keys = [...topics.keys()]
         topics.clear()
         const c = cluster
