@@ -235,8 +235,7 @@ export function redisPresence (host: RedisHost, timeout: number): RedisPresence 
         const registered = run(own, (c) => c.sadd(own, topic))
         if (host.cluster) await registered
         const change = update(topic, nodeId, 'add', connId, member.deviceId, json)
-        await registered
-        return await change
+        return (await Promise.all([registered, change]))[1]
       } catch (err) {
         members.delete(connId)
         if (members.size === 0 && local.get(topic) === members) local.delete(topic)

@@ -41,7 +41,9 @@ export type { RedisAdapterOptions }
  * With `cluster`, the adapter is the Redis Cluster one (`redis-cluster.ts`): SSUBSCRIBE/SPUBLISH on the shard
  * owning each topic's slot, the same reference counting and outage rules per shard (a publish to a shard that is
  * down answers FST_REALTIME_UNAVAILABLE at once, `status()` is `reconnecting` while any shard is down), and order
- * kept per topic (not across topics on different shards). History and presence are not yet offered on a cluster.
+ * kept per topic (not across topics on different shards). History and presence work there too, per shard; a topic's
+ * stream served by another master than the one that wrote it (failover, slot migration) starts a new epoch
+ * (redis-history.ts).
  *
  * @throws FST_REALTIME_INVALID_OPTION at creation when `cluster` comes with `url` or `client`, is not a Cluster
  *   built with `shardedSubscribers: true` (or an array of `{ host, port }`), has a `keyPrefix`, or `prefix` has
