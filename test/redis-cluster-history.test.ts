@@ -145,27 +145,41 @@ t.test('graceful CLUSTER FAILOVER of the channel\'s master: a re-join with since
   t.match(again, { recovered: true, offset: after.offset }, 'recovery within the new epoch works')
 })
 
-t.test('SIGKILL of the channel\'s master right after a burst of appends: recovered with every message or a new epoch', async (t) => {
+t.test('SIGKILL of the channel\'s master while its replica lags: acknowledged appends lost, yet never a silent gap', async (t) => {
   await publish(5)
   const before = await caughtUp('both members at the top before the kill')
   const owner = await cluster.ownerOf(slot)
-  // Appends in flight when the master dies (4 publishers, each until its first rejection): replication is
-  // asynchronous, so the replica may lack appends that were acknowledged and delivered.
+  const replica = await cluster.replicaOf(owner)
+  // Replication is asynchronous: with the replica stalled for 3 s (DEBUG SLEEP), the master acknowledges and
+  // delivers appends (4 publishers, 4 KB each, until their first rejection) that the replica never gets once the
+  // master is killed. The replica still takes over after it wakes.
+  const stalled = cluster.command(replica, 'DEBUG', 'SLEEP', 3)
+  const text = 'x'.repeat(4000)
   let accepted = 0
+  let killedAt = Infinity
   const publishers = Array.from({ length: 4 }, async (_, p) => {
     for (let i = 0; ; i++) {
       try {
-        await a.app.realtime.publish(CHANNEL, 'chat.message', { text: `burst-${p}-${i}` })
+        await a.app.realtime.publish(CHANNEL, 'chat.message', { text: `${p}-${i}-${text}` })
         accepted++
-      } catch {
-        return
+      } catch (err) {
+        return { code: (err as { code?: string }).code, ms: Date.now() - killedAt }
       }
     }
   })
-  await poll(async () => accepted >= 50 ? true : undefined, 5000, 'appends under way')
-  await cluster.kill(owner)
-  await Promise.all(publishers)
+  await poll(async () => accepted >= 1500 ? true : undefined, 10_000, 'appends under way')
+  const heir = await cluster.kill(owner)
+  t.equal(heir, replica)
+  killedAt = Date.now()
+  const rejections = await Promise.all(publishers)
+  t.same(rejections.map((r) => r.code), Array(4).fill('FST_REALTIME_UNAVAILABLE'), `every publisher stopped by UNAVAILABLE (${rejections.map((r) => r.ms).join(', ')} ms after the kill)`)
   t.pass(`${accepted} appends acknowledged until the kill was noticed`)
+  await t.rejects(a.app.realtime.history(CHANNEL), { code: 'FST_REALTIME_UNAVAILABLE' }, 'history reads answer UNAVAILABLE while the shard is down')
+  await stalled
+  // Before the replica takes over: its copy of the stream position.
+  await cluster.command(heir, 'READONLY')
+  const replicaTop = await cluster.command(heir, 'HGET', `realtime:{channel:${CHANNEL}}:m`, 's').catch(() => 'unreadable')
+  t.pass(`the replica held offset ${String(replicaTop)} when its master died; the members had ${x.position.offset} and ${y.position.offset}`)
   // The last position a joined member held at the kill (possibly an append the replica never got).
   const held = { ...x.position }
   await cluster.replaced(owner)

@@ -218,3 +218,22 @@ t.test('subscriptions lost behind ioredis\' back (as after a stale slot map) are
   t.equal(about.filter((line) => /subscription stale|shard unreachable/.test(line)).length, 1, 'one warning')
   t.equal(about.filter((line) => /subscription restored|reachable again/.test(line)).length, 1, 'one line when restored')
 })
+
+t.test('history: a stream written by another master (failover, migration) continues under a new epoch from offset 1', async (t) => {
+  const adapter = await ready(redisAdapter({ cluster: cluster.nodes, prefix: 'app5:' }))
+  t.teardown(() => adapter.close())
+  const history = adapter.history!
+  const first = await history.publish('w', 'm1', { size: 10, ttl: 60_000 })
+  t.same(await history.publish('w', 'm2', { size: 10, ttl: 60_000 }), { offset: 2, epoch: first.epoch }, 'the same master: the same epoch')
+  const owner = await cluster.ownerOf(calculateSlot('app5:{w}'))
+  t.equal(await cluster.command(owner, 'HGET', 'app5:{w}:m', 'w'), await cluster.command(owner, 'CLUSTER', 'MYID'), 'the meta records its writer')
+  // As on a promoted replica: the meta was replicated from a master with another id.
+  await cluster.command(owner, 'HSET', 'app5:{w}:m', 'w', 'another-master-id')
+  const page = await history.read('w', { limit: 10 })
+  t.not(page.epoch, first.epoch, 'a read there starts a new epoch')
+  t.same([page.offset, page.messages], [0, []], 'from an empty stream')
+  t.same(await history.publish('w', 'm3', { size: 10, ttl: 60_000 }), { offset: 1, epoch: page.epoch }, 'appends continue from 1 under it')
+  await cluster.command(owner, 'HSET', 'app5:{w}:m', 'w', 'another-master-id')
+  const next = await history.publish('w', 'm4', { size: 10, ttl: 60_000 })
+  t.ok(next.offset === 1 && next.epoch !== page.epoch, 'an append there starts a new epoch too')
+})
