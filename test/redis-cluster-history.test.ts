@@ -168,6 +168,10 @@ t.test('SIGKILL of the channel\'s master while its replica lags: acknowledged ap
     }
   })
   await poll(async () => accepted >= 1500 ? true : undefined, 10_000, 'appends under way')
+  // A member joining now (the replica stalled long since): its presence entry is written on the master only, and lost with it.
+  const late = await connect(`${a.url}?deviceId=late`)
+  t.teardown(() => late.close())
+  t.match(await late.request({ type: 'join', channel: CHANNEL, id: 'late' }), { type: 'joined' })
   const heir = await cluster.kill(owner)
   t.equal(heir, replica)
   killedAt = Date.now()
@@ -188,6 +192,12 @@ t.test('SIGKILL of the channel\'s master while its replica lags: acknowledged ap
   const after = await caughtUp('both members at the top after the kill')
   t.same([x.violations, y.violations], [[], []], 'the joined members saw no silent gap')
   t.not(after.epoch, before.epoch, 'the replica that took over started a new epoch')
+  // Each node rewrites its own presence members after the shard came back.
+  const members = await poll(async () => {
+    const list = (await b.app.realtime.presence(CHANNEL)).map((m) => m.deviceId).sort()
+    return list.includes('late') ? list : undefined
+  }, 10_000, 'the member that joined just before the kill to be present again')
+  t.same(members, ['late', 'x', 'y'], 'presence after the takeover: every member, the lost one written back')
   t.equal((await rejoin(t, b, before, 'k1')).recovered, false, 'from before the burst')
   t.equal((await rejoin(t, a, held, 'k2')).recovered, false, `from the position held at the kill (${held.offset})`)
 })

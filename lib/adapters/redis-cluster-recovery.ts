@@ -2,7 +2,8 @@
  * History catch-up of the Redis Cluster adapter. Pub/sub is at-most-once: while a shard is down or its sharded
  * subscriptions are stale, messages of its channels may not reach this node. Each time a shard becomes up again
  * after the adapter started (a failover, a killed master replaced by its replica, stale subscriptions healed),
- * this node's channels in its slots are subscribed again (a no-op where they still are), then the
+ * this node's channels in its slots are subscribed again (a no-op where they still are; the adapter's callback also
+ * has its presence members rewritten at the next heartbeat), then the
  * `history.onReconnect` listener is called so the plugin reads what was missed from the streams. Shards coming up
  * together (one probe round) are reported once; more coming up meanwhile give one more call after it.
  */

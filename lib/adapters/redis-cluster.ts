@@ -148,6 +148,8 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
   const recovery = shardRecovery(async (owners) => {
     const c = cluster
     if (c === undefined) return
+    // A replica that took over may lack this node's last presence writes: rewrite them at the next heartbeat.
+    presence.invalidate()
     const channels = [...topics.keys()].filter((key) => owners.has(shards?.ownerOf(key) ?? ''))
     await Promise.all(channels.map((key) => within(c.ssubscribe(key), subscribeTimeout, `SSUBSCRIBE ${key}`).catch(() => {})))
   }, () => log)

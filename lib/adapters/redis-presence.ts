@@ -110,6 +110,11 @@ export interface RedisPresence extends PresenceCapability {
   close: () => Promise<void>
   /** This node's id in Redis. */
   readonly nodeId: string
+  /**
+   * Redis may have lost writes of this node (a cluster shard failed over: replication is asynchronous): bring it
+   * back to this node's local members at the next heartbeat, as after a failed write.
+   */
+  invalidate: () => void
 }
 
 /**
@@ -217,6 +222,7 @@ export function redisPresence (host: RedisHost, timeout: number): RedisPresence 
   return {
     nodeId,
     start,
+    invalidate () { dirty = true },
 
     async add (topic, connId, member) {
       if (host.closed() || stopped) throw new FST_REALTIME_ADAPTER_CLOSED()
