@@ -48,6 +48,15 @@ t.test('one node: offsets on deliveries, joined with epoch/offset, recovery with
   t.same(await c.request({ type: 'join', channel: 'log:1', id: 'top', since: { offset: 4, epoch } }),
     { type: 'joined', channel: 'log:1', id: 'top', epoch, offset: 4, recovered: true })
 
+  // A position above the top under the same epoch (a client ahead of the stream: the stream lost its last
+  // messages, e.g. a Redis that restored an older state): recovered false, never a silent success.
+  t.same(await c.request({ type: 'join', channel: 'log:1', id: 'ahead', since: { offset: 7, epoch } }),
+    { type: 'joined', channel: 'log:1', id: 'ahead', epoch, offset: 4 }, 'joined already: no recovered field')
+  const ahead = await connect(`${server.url}?deviceId=ahead`)
+  t.same(await ahead.request({ type: 'join', channel: 'log:1', id: 'ahead', since: { offset: 7, epoch } }),
+    { type: 'joined', channel: 'log:1', id: 'ahead', epoch, offset: 4, recovered: false }, 'since above the top: recovered false')
+  await ahead.close()
+
   // Trimmed past the client's offset (size 5): recovered false, no partial replay.
   for (let i = 5; i <= 9; i++) await say(a, 'log:1', `m${i}`, `s${i}`)
   const d = await connect(`${server.url}?deviceId=d`)

@@ -80,8 +80,11 @@ export interface ClusterShards {
   stop: () => void
 }
 
-/** The shard table of `cluster` (connected, with its slot map loaded). */
-export function clusterShards (cluster: Cluster, log: () => FastifyBaseLogger | undefined): ClusterShards {
+/**
+ * The shard table of `cluster` (connected, with its slot map loaded). `onUp`, when given, is called each time a
+ * shard becomes up (from down, unprobed or stale), after its state changed.
+ */
+export function clusterShards (cluster: Cluster, log: () => FastifyBaseLogger | undefined, onUp?: (shard: Shard) => void): ClusterShards {
   const shards = new Map<string, Shard>()
   const changes = new EventEmitter()
   changes.setMaxListeners(0)
@@ -174,6 +177,7 @@ export function clusterShards (cluster: Cluster, log: () => FastifyBaseLogger | 
       shard.cause = undefined
       if (logged) log()?.info({ shard: shard.key }, `fastify-realtime: Redis Cluster shard ${was}`)
       changes.emit('change')
+      onUp?.(shard)
     },
     sync () {
       if (stopped) return []

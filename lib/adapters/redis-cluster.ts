@@ -1,14 +1,20 @@
 /**
  * The Redis Cluster adapter: sharded pub/sub (SSUBSCRIBE/SPUBLISH, Redis >= 7.0), so a channel's messages go only
  * to the shard owning its hash slot and adding shards adds pub/sub capacity. Reached through
- * `redisAdapter({ cluster })`; everything the single-Redis adapter promises holds per shard.
+ * `redisAdapter({ cluster })`; everything the single-Redis adapter promises holds per shard, including the history and
+ * presence capabilities (the same scripts as on one Redis, redis-history.ts and redis-presence.ts, each run on the
+ * master owning its keys' slot).
  */
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify'
 import { once } from 'node:events'
 import { Cluster, type Redis } from 'ioredis'
 import type { RealtimeAdapter } from './adapter.js'
 import { deliverEnvelope, plainEnvelope } from './redis-envelope.js'
+import { clusterHost } from './redis-cluster-host.js'
+import { shardRecovery } from './redis-cluster-recovery.js'
 import { clusterShards, type ClusterShards } from './redis-cluster-shards.js'
+import { redisHistory } from './redis-history.js'
+import { redisPresence } from './redis-presence.js'
 import { shardProber, type ShardProber } from './redis-cluster-probe.js'
 import { topicRefs } from './topic-refs.js'
 import { describeNodes, versionProblem, type RedisClusterNode } from './redis-cluster-options.js'
@@ -19,6 +25,10 @@ export interface RedisClusterAdapterOptions {
   cluster: Cluster | RedisClusterNode[]
   prefix: string
   subscribeTimeout: number
+  /** Bound (ms) within which a crashed node's presence members are removed (see redis-presence.ts). */
+  presenceTimeout: number
+  /** Time (ms) a topic's stream position is kept after its last use (see redis-history.ts). */
+  historyMetaTtl: number
 }
 
 /**
@@ -27,6 +37,9 @@ export interface RedisClusterAdapterOptions {
  *
  * Order: messages of one publisher to one topic arrive in publish order; messages to different topics may live
  * on different shards, whose connections are independent, so their relative order is not kept.
+ *
+ * History catch-up after a shard was down or stale: redis-cluster-recovery.ts. History and presence commands go
+ * through redis-cluster-host.ts (per-shard guards).
  */
 export function redisClusterAdapter (options: RedisClusterAdapterOptions): RealtimeAdapter {
   const { prefix, subscribeTimeout } = options
@@ -36,6 +49,7 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
   let prober: ShardProber | undefined
   let log: FastifyBaseLogger | undefined
   let closed = false
+  let closing: Promise<void> | undefined
   let clusterDown = false
 
   const channel = (topic: string): string => `${prefix}{${topic}}`
@@ -122,16 +136,31 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
   }
 
   /** SUNSUBSCRIBE one channel (never the argument-less form), bounded: a shard that is down may never answer. */
-  async function release (key: string): Promise<void> {
+  async function releaseKey (key: string): Promise<void> {
     const c = cluster
     if (c === undefined) return
     await within(c.sunsubscribe(key), subscribeTimeout, `SUNSUBSCRIBE ${key}`).catch(() => {})
   }
 
   // One SSUBSCRIBE per channel per node while it has local handlers.
-  const topics = topicRefs({ subscribe: subscribeKey, release, closed: () => closed })
+  const topics = topicRefs({ subscribe: subscribeKey, release: releaseKey, closed: () => closed })
+
+  const recovery = shardRecovery(async (owners) => {
+    const c = cluster
+    if (c === undefined) return
+    // A replica that took over may lack this node's last presence writes: rewrite them at the next heartbeat.
+    presence.invalidate()
+    const channels = [...topics.keys()].filter((key) => owners.has(shards?.ownerOf(key) ?? ''))
+    await Promise.all(channels.map((key) => within(c.ssubscribe(key), subscribeTimeout, `SSUBSCRIBE ${key}`).catch(() => {})))
+  }, () => log)
+  const host = clusterHost({ cluster: () => cluster, shards: () => shards, closed: () => closed, log: () => log, prefix, channel })
+  const history = redisHistory(host, options.historyMetaTtl)
+  const presence = redisPresence(host, options.presenceTimeout)
 
   return {
+    history: { ...history, onReconnect: recovery.onReconnect },
+    presence: { start: presence.start, add: presence.add, remove: presence.remove, list: presence.list, onChange: presence.onChange },
+
     async init (fastify: FastifyInstance) {
       log = fastify.log
       if (cluster === undefined) {
@@ -173,7 +202,7 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
         if (owned) c.disconnect()
         throw new FST_REALTIME_INVALID_OPTION(`redisAdapter cluster: ${problems.join('; ')}`)
       }
-      shards = clusterShards(c, () => log)
+      shards = clusterShards(c, () => log, (shard) => recovery.shardUp(shard.key))
       prober = shardProber(c, shards, prefix, () => topics.keys())
       prober.onRefresh()
       // ready() means ready: a probe went through every shard (publish path and our subscriber connection).
@@ -185,6 +214,7 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
         if (owned) c.disconnect()
         throw new FST_REALTIME_UNAVAILABLE(`the Redis Cluster shards ${down} did not answer a probe within ${subscribeTimeout} ms`)
       }
+      recovery.start()
     },
 
     status () {
@@ -217,23 +247,29 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
       }
     },
 
-    async close () {
-      if (closed) return
-      closed = true
-      const keys = [...topics.keys()]
-      topics.clear()
-      const c = cluster
-      if (c === undefined) return
-      shards?.stop()
-      await prober?.stop(!owned)
-      if (owned) {
+    close () {
+      closing ??= (async () => {
+        await presence.close() // this node's members first, while the connections still work
+        closed = true
+        recovery.stop()
+        const keys = [...topics.keys()]
+        topics.clear()
+        const c = cluster
+        if (c === undefined) return
+        shards?.stop()
+        // A Cluster that is not ready (e.g. the app disconnected it) may never answer: nothing to release on it.
+        const release = !owned && c.status === 'ready'
+        await within(prober?.stop(release) ?? Promise.resolve(), subscribeTimeout, 'SUNSUBSCRIBE of the probe channels').catch(() => {})
+        if (owned) {
+          unlisten(c)
+          await within(c.quit(), subscribeTimeout, 'QUIT').catch(() => c.disconnect())
+          return
+        }
+        // The app's Cluster stays open: release exactly our channels, one per SUNSUBSCRIBE.
+        if (release) await Promise.all(keys.map(releaseKey))
         unlisten(c)
-        await within(c.quit(), subscribeTimeout, 'QUIT').catch(() => c.disconnect())
-        return
-      }
-      // The app's Cluster stays open: release exactly our channels, one per SUNSUBSCRIBE.
-      await Promise.all(keys.map(release))
-      unlisten(c)
+      })()
+      return closing
     }
   }
 }

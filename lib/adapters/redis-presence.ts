@@ -8,13 +8,14 @@
  * Keys (prefix `p`): `p{topic}:p:<node>` hash connId -> deviceId (this node's connections), `p{topic}:pc` hash
  * deviceId -> connections on every node, `p{topic}:pm` hash deviceId -> member JSON; per node a set
  * `p presence:node:<node>` of its topics; `p presence:nodes` sorted set node -> last heartbeat (ms).
- * A topic's keys share the hash tag `{topic}`; the two per-node keys are written by separate commands.
+ * A topic's keys share the hash tag `{topic}`; the per-node keys are written by separate commands. On a Redis
+ * Cluster every command and script touches one slot only (a topic's keys, one per-node key, or the nodes set), is
+ * routed by it to its master, and answers FST_REALTIME_UNAVAILABLE while that shard is down (`RedisHost.run`).
  */
-import type { Redis } from 'ioredis'
 import { randomBytes } from 'node:crypto'
 import { FST_REALTIME_ADAPTER_CLOSED, FST_REALTIME_UNAVAILABLE } from '../errors.js'
 import type { PresenceCapability, PresenceChange, PresenceListener, PresenceMember } from './presence.js'
-import type { RedisHost } from './redis-host.js'
+import type { RedisCommands, RedisHost } from './redis-host.js'
 
 /**
  * KEYS: this node's connections of the topic, device counts, device members.
@@ -81,13 +82,13 @@ interface PresenceCommands {
   realtimePresenceHeartbeat: (nodes: string, node: string, deadAfter: number) => Promise<[number, string[]]>
 }
 
-function commands (client: Redis): Redis & PresenceCommands {
-  const c = client as Redis & Partial<PresenceCommands>
+function commands (client: RedisCommands): RedisCommands & PresenceCommands {
+  const c = client as RedisCommands & Partial<PresenceCommands>
   if (c.realtimePresenceUpdate === undefined) {
     client.defineCommand('realtimePresenceUpdate', { numberOfKeys: 3, lua: UPDATE })
     client.defineCommand('realtimePresenceHeartbeat', { numberOfKeys: 1, lua: HEARTBEAT })
   }
-  return client as Redis & PresenceCommands
+  return client as RedisCommands & PresenceCommands
 }
 
 /** True for an error of fastify-realtime's catalogue (already a clear answer). */
@@ -109,6 +110,11 @@ export interface RedisPresence extends PresenceCapability {
   close: () => Promise<void>
   /** This node's id in Redis. */
   readonly nodeId: string
+  /**
+   * Redis may have lost writes of this node (a cluster shard failed over: replication is asynchronous): bring it
+   * back to this node's local members at the next heartbeat, as after a failed write.
+   */
+  invalidate: () => void
 }
 
 /**
@@ -145,48 +151,54 @@ export function redisPresence (host: RedisHost, timeout: number): RedisPresence 
     }
   }
 
-  function client (): Redis & PresenceCommands {
-    const pub = host.client()
-    if (!host.ready()) throw new FST_REALTIME_UNAVAILABLE('Redis is unreachable')
-    return commands(pub)
+  /** Runs `command` on the connection serving `key` (its shard's master on a cluster), with the scripts defined. */
+  async function run<T> (key: string, command: (c: RedisCommands & PresenceCommands) => Promise<T>): Promise<T> {
+    return await host.run(key, async (client) => await command(commands(client)))
+  }
+
+  /** Updates `node`'s membership of `topic` (`args`: see UPDATE); returns the change. */
+  async function update (topic: string, node: string, ...args: string[]): Promise<PresenceChange> {
+    const [conns, counts, members] = keys(topic, node)
+    return parseChange(await run(conns, (c) => c.realtimePresenceUpdate(conns, counts, members, ...args)))
   }
 
   /** Rewrites `node`'s membership of `topic` to `members` (none: it leaves the topic); returns the change. */
-  async function replace (c: Redis & PresenceCommands, topic: string, node: string, members: Iterable<[string, [string, string]]>): Promise<PresenceChange> {
+  async function replace (topic: string, node: string, members: Iterable<[string, [string, string]]>): Promise<PresenceChange> {
     const args: string[] = []
     for (const [connId, [deviceId, json]] of members) args.push(connId, deviceId, json)
-    return parseChange(await c.realtimePresenceUpdate(...keys(topic, node), 'replace', ...args))
+    return await update(topic, node, 'replace', ...args)
   }
 
   /** Brings Redis back to this node's local members, for every topic it holds or may still hold there. */
-  async function resync (c: Redis & PresenceCommands): Promise<void> {
-    const topics = new Set([...local.keys(), ...await c.smembers(nodeTopicsKey(nodeId))])
+  async function resync (): Promise<void> {
+    const own = nodeTopicsKey(nodeId)
+    const topics = new Set([...local.keys(), ...await run(own, (c) => c.smembers(own))])
     for (const topic of topics) {
       const members = local.get(topic)
-      if (members !== undefined) await c.sadd(nodeTopicsKey(nodeId), topic)
-      notify(topic, await replace(c, topic, nodeId, members ?? []))
-      if (members === undefined && !local.has(topic)) await c.srem(nodeTopicsKey(nodeId), topic)
+      if (members !== undefined) await run(own, (c) => c.sadd(own, topic))
+      notify(topic, await replace(topic, nodeId, members ?? []))
+      if (members === undefined && !local.has(topic)) await run(own, (c) => c.srem(own, topic))
     }
   }
 
   /** Removes the members of a dead node, reporting their leaves here. Idempotent: concurrent sweepers split them. */
-  async function sweep (c: Redis & PresenceCommands, node: string): Promise<void> {
-    for (const topic of await c.smembers(nodeTopicsKey(node))) {
-      notify(topic, await replace(c, topic, node, []))
+  async function sweep (node: string): Promise<void> {
+    const its = nodeTopicsKey(node)
+    for (const topic of await run(its, (c) => c.smembers(its))) {
+      notify(topic, await replace(topic, node, []))
     }
-    await c.del(nodeTopicsKey(node))
-    await c.zrem(nodesKey, node)
+    await run(its, (c) => c.del(its))
+    await run(nodesKey, (c) => c.zrem(nodesKey, node))
     host.log()?.info({ node }, 'fastify-realtime: removed the presence of a node without heartbeat')
   }
 
   async function beat (): Promise<void> {
-    const c = client()
-    const [added, dead] = await c.realtimePresenceHeartbeat(nodesKey, nodeId, deadAfter)
+    const [added, dead] = await run(nodesKey, (c) => c.realtimePresenceHeartbeat(nodesKey, nodeId, deadAfter))
     if (Number(added) === 1 || dirty) {
       dirty = false
-      await resync(c).catch((err: unknown) => { dirty = true; throw err })
+      await resync().catch((err: unknown) => { dirty = true; throw err })
     }
-    for (const node of dead) if (node !== nodeId) await sweep(c, node)
+    for (const node of dead) if (node !== nodeId) await sweep(node)
   }
 
   function schedule (): void {
@@ -210,11 +222,11 @@ export function redisPresence (host: RedisHost, timeout: number): RedisPresence 
   return {
     nodeId,
     start,
+    invalidate () { dirty = true },
 
     async add (topic, connId, member) {
       if (host.closed() || stopped) throw new FST_REALTIME_ADAPTER_CLOSED()
       await start()
-      const c = client()
       const json = JSON.stringify(member.info === undefined ? { deviceId: member.deviceId } : { deviceId: member.deviceId, info: member.info })
       let members = local.get(topic)
       if (members === undefined) {
@@ -222,12 +234,14 @@ export function redisPresence (host: RedisHost, timeout: number): RedisPresence 
         local.set(topic, members)
       }
       members.set(connId, [member.deviceId, json])
-      // Sent in this order on one connection, so Redis runs them in this order.
-      const registered = c.sadd(nodeTopicsKey(nodeId), topic)
-      const update = c.realtimePresenceUpdate(...keys(topic, nodeId), 'add', connId, member.deviceId, json)
+      const own = nodeTopicsKey(nodeId)
       try {
-        await registered
-        return parseChange(await update)
+        // The topic is registered before the member is written, so a sweep after a crash finds it. On one Redis
+        // both go on one connection, in this order; on a cluster they go to different shards: wait for the first.
+        const registered = run(own, (c) => c.sadd(own, topic))
+        if (host.cluster) await registered
+        const change = update(topic, nodeId, 'add', connId, member.deviceId, json)
+        return (await Promise.all([registered, change]))[1]
       } catch (err) {
         members.delete(connId)
         if (members.size === 0 && local.get(topic) === members) local.delete(topic)
@@ -242,11 +256,15 @@ export function redisPresence (host: RedisHost, timeout: number): RedisPresence 
       const emptied = members.size === 0
       if (emptied) local.delete(topic)
       try {
-        const c = client()
-        const update = c.realtimePresenceUpdate(...keys(topic, nodeId), 'remove', connId)
-        // After the update on the same connection; a later add of the topic sends its SADD after this SREM.
-        if (emptied) c.srem(nodeTopicsKey(nodeId), topic).catch(() => { dirty = true })
-        return parseChange(await update)
+        const change = update(topic, nodeId, 'remove', connId)
+        if (emptied) {
+          // The topic is unregistered after the member is removed (else a crash in between leaves a member no sweep
+          // finds). A later add of the topic sends its SADD on the same connection as this SREM (one per-node key):
+          // when it came first, the topic is local again and keeps its registration.
+          const own = nodeTopicsKey(nodeId)
+          change.then(async () => { if (!local.has(topic)) await run(own, (c) => c.srem(own, topic)) }).catch(() => { dirty = true })
+        }
+        return await change
       } catch (err) {
         dirty = true
         host.log()?.debug({ err, topic }, 'fastify-realtime: presence remove deferred until Redis is back')
@@ -256,12 +274,12 @@ export function redisPresence (host: RedisHost, timeout: number): RedisPresence 
 
     async list (topic) {
       if (host.closed()) throw new FST_REALTIME_ADAPTER_CLOSED()
-      const c = client()
+      const members = keys(topic, nodeId)[2]
       let values: string[]
       try {
-        values = await c.hvals(keys(topic, nodeId)[2])
+        values = await run(members, (c) => c.hvals(members))
       } catch (err) {
-        throw new FST_REALTIME_UNAVAILABLE((err as Error).message)
+        throw isOurs(err) ? err : new FST_REALTIME_UNAVAILABLE((err as Error).message)
       }
       return values.map(parseMember)
     },
@@ -276,14 +294,14 @@ export function redisPresence (host: RedisHost, timeout: number): RedisPresence 
       await Promise.allSettled([starting, beating])
       if (starting === undefined) return // never registered
       try {
-        const c = client()
         for (const topic of [...local.keys()]) {
           local.delete(topic)
-          notify(topic, await replace(c, topic, nodeId, []))
+          notify(topic, await replace(topic, nodeId, []))
         }
         // Members first, node entry last: a node that vanished from the set with members left would leave ghosts.
-        await c.del(nodeTopicsKey(nodeId))
-        await c.zrem(nodesKey, nodeId)
+        const own = nodeTopicsKey(nodeId)
+        await run(own, (c) => c.del(own))
+        await run(nodesKey, (c) => c.zrem(nodesKey, nodeId))
       } catch (err) {
         host.log()?.warn({ err }, `fastify-realtime: could not remove this node's presence; other nodes remove it within ${timeout} ms`)
       }

@@ -42,7 +42,9 @@ export type { RedisAdapterOptions }
  * With `cluster`, the adapter is the Redis Cluster one (`redis-cluster.ts`): SSUBSCRIBE/SPUBLISH on the shard
  * owning each topic's slot, the same reference counting and outage rules per shard (a publish to a shard that is
  * down answers FST_REALTIME_UNAVAILABLE at once, `status()` is `reconnecting` while any shard is down), and order
- * kept per topic (not across topics on different shards). History and presence are not yet offered on a cluster.
+ * kept per topic (not across topics on different shards). History and presence work there too, per shard; a topic's
+ * stream served by another master than the one that wrote it (failover, slot migration) starts a new epoch
+ * (redis-history.ts).
  *
  * @throws FST_REALTIME_INVALID_OPTION at creation when `cluster` comes with `url` or `client`, is not a Cluster
  *   built with `shardedSubscribers: true` (or an array of `{ host, port }`), has a `keyPrefix`, or `prefix` has
@@ -70,7 +72,7 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
       throw new FST_REALTIME_INVALID_OPTION('redisAdapter accepts cluster alone: drop url and client (the cluster carries publishing and subscribing)')
     }
     checkClusterOptions(options.cluster, prefix)
-    return redisClusterAdapter({ cluster: options.cluster, prefix, subscribeTimeout })
+    return redisClusterAdapter({ cluster: options.cluster, prefix, subscribeTimeout, presenceTimeout, historyMetaTtl })
   }
 
   let pub: Redis | undefined = options.client
@@ -178,11 +180,14 @@ export function redisAdapter (options: RedisAdapterOptions = {}): RealtimeAdapte
   })
 
   const host: RedisHost = {
-    client () {
+    async run (_key, command) {
       if (closed || pub === undefined) throw new FST_REALTIME_ADAPTER_CLOSED()
-      return pub
+      if (!connected()) throw new FST_REALTIME_UNAVAILABLE('Redis is unreachable')
+      return await command(pub)
     },
-    ready: connected,
+    publishCommand: 'PUBLISH',
+    cluster: false,
+    servers: () => pub === undefined ? [] : [pub],
     closed: () => closed,
     log: () => log,
     prefix,

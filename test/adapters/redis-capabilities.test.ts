@@ -11,7 +11,9 @@ import { redisAdapter, type RealtimeAdapter } from '../../lib/index.js'
 import { recoveryWarnings } from '../../lib/adapters/redis-history.js'
 import type { PresenceChange, PresenceMember } from '../../lib/adapters/presence.js'
 import type { StreamPosition } from '../../lib/adapters/history.js'
+import { connect } from '../helpers/client.js'
 import { startRedis } from '../helpers/redis.js'
+import { startServer } from '../helpers/server.js'
 import { until } from '../helpers/wait.js'
 import { pollUntil } from '../../lib/adapters/conformance-inbox.js'
 
@@ -145,4 +147,19 @@ t.test('history.onReconnect: called once after the subscriptions are restored fo
   t.same(got, ['after'])
   // Both connections back before the teardown (quitting a reconnecting url client fails in @fastify/redis).
   await until(() => adapter.status!() === 'ready', 15_000, 'the publishing connection too')
+})
+
+t.test('a re-join with since above the stream\'s top under the same epoch is recovered: false, never a silent success', async (t) => {
+  const server = await startServer({ adapter: redisAdapter({ url: redis.url, prefix: 'ahead:' }), history: { size: 100, ttl: 60_000 } })
+  t.teardown(() => server.app.close())
+  for (let i = 1; i <= 3; i++) await server.app.realtime.publish('feed', 'chat.message', { text: `m${i}` })
+  const { epoch, offset } = await server.app.realtime.history('feed', { limit: 0 })
+  t.equal(offset, 3)
+  const client = await connect(`${server.url}?deviceId=ahead`)
+  t.teardown(() => client.close())
+  // As after Redis restored an older snapshot: the client saw offsets the stream no longer has, under its epoch.
+  t.same(await client.request({ type: 'join', channel: 'feed', id: 'j', since: { offset: 5, epoch } }),
+    { type: 'joined', channel: 'feed', id: 'j', epoch, offset: 3, recovered: false })
+  t.same(await client.request({ type: 'join', channel: 'feed', id: 'k', since: { offset: 3, epoch } }),
+    { type: 'joined', channel: 'feed', id: 'k', epoch, offset: 3 }, 'joined already: the position it was sent up to')
 })

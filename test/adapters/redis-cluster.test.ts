@@ -1,6 +1,7 @@
 /**
- * The Redis Cluster adapter (sharded pub/sub) against a real local 3 + 3 cluster: the conformance suite, one
- * SSUBSCRIBE per topic per node counted with PUBSUB SHARDNUMSUB over the masters, and the register-time refusals.
+ * The Redis Cluster adapter (sharded pub/sub) against a real local 3 + 3 cluster: the conformance suite with its
+ * history and presence sections, one SSUBSCRIBE per topic per node counted with PUBSUB SHARDNUMSUB over the
+ * masters, and the register-time refusals.
  */
 import t from 'tap'
 import { Cluster, Redis } from 'ioredis'
@@ -16,7 +17,7 @@ t.teardown(() => cluster.stop())
 const app = Fastify()
 t.teardown(() => app.close())
 const appClusters: Cluster[] = []
-t.teardown(async () => { await Promise.all(appClusters.map((c) => c.quit())) })
+t.teardown(async () => { await Promise.all(appClusters.filter((c) => c.status !== 'end').map((c) => c.quit())) })
 
 function appCluster (options: ConstructorParameters<typeof Cluster>[1] = { shardedSubscribers: true }): Cluster {
   const c = new Cluster(cluster.nodes, options)
@@ -30,9 +31,31 @@ async function ready (adapter: RealtimeAdapter): Promise<RealtimeAdapter> {
   return adapter
 }
 
+const PRESENCE_TIMEOUT = 4000
+/** The app Cluster of each peer adapter, so a test can cut it like a crash would. */
+const clusterOf = new Map<RealtimeAdapter, Cluster>()
+
 adapterConformance((name, fn) => t.test(`conformance (own Cluster): ${name}`, fn), {
-  create: () => ready(redisAdapter({ cluster: cluster.nodes })),
-  createPeer: () => ready(redisAdapter({ cluster: appCluster() }))
+  create: () => ready(redisAdapter({ cluster: cluster.nodes, presenceTimeout: PRESENCE_TIMEOUT })),
+  createPeer: async () => {
+    const c = appCluster()
+    const a = await ready(redisAdapter({ cluster: c, presenceTimeout: PRESENCE_TIMEOUT }))
+    clusterOf.set(a, c)
+    return a
+  },
+  history: {
+    // Every master loses its keys, as a restart without persistence does (the helper runs no RDB and no AOF).
+    loseStorage: async (a) => {
+      for (const port of await cluster.masters()) await cluster.command(port, 'FLUSHALL')
+      return a
+    },
+    ttlWait: 2500
+  },
+  presence: {
+    // No cleanup and no more heartbeats: the node's Cluster connections are gone, as when its process is killed.
+    crash: async (a) => { clusterOf.get(a)!.disconnect() },
+    timeout: PRESENCE_TIMEOUT
+  }
 })
 
 /** PUBSUB SHARDNUMSUB of `channel` summed over the masters (each counts only its own subscribers). */
@@ -203,4 +226,23 @@ t.test('subscriptions lost behind ioredis\' back (as after a stale slot map) are
     t.comment('no probe verdict: ioredis subscribed the channels again itself (its slot map changed meanwhile)')
     t.equal(restored.length, 0, 'nothing reported restored that was not reported lost')
   }
+})
+
+t.test('history: a stream written by another master (failover, migration) continues under a new epoch from offset 1', async (t) => {
+  const adapter = await ready(redisAdapter({ cluster: cluster.nodes, prefix: 'app5:' }))
+  t.teardown(() => adapter.close())
+  const history = adapter.history!
+  const first = await history.publish('w', 'm1', { size: 10, ttl: 60_000 })
+  t.same(await history.publish('w', 'm2', { size: 10, ttl: 60_000 }), { offset: 2, epoch: first.epoch }, 'the same master: the same epoch')
+  const owner = await cluster.ownerOf(calculateSlot('app5:{w}'))
+  t.equal(await cluster.command(owner, 'HGET', 'app5:{w}:m', 'w'), await cluster.command(owner, 'CLUSTER', 'MYID'), 'the meta records its writer')
+  // As on a promoted replica: the meta was replicated from a master with another id.
+  await cluster.command(owner, 'HSET', 'app5:{w}:m', 'w', 'another-master-id')
+  const page = await history.read('w', { limit: 10 })
+  t.not(page.epoch, first.epoch, 'a read there starts a new epoch')
+  t.same([page.offset, page.messages], [0, []], 'from an empty stream')
+  t.same(await history.publish('w', 'm3', { size: 10, ttl: 60_000 }), { offset: 1, epoch: page.epoch }, 'appends continue from 1 under it')
+  await cluster.command(owner, 'HSET', 'app5:{w}:m', 'w', 'another-master-id')
+  const next = await history.publish('w', 'm4', { size: 10, ttl: 60_000 })
+  t.ok(next.offset === 1 && next.epoch !== page.epoch, 'an append there starts a new epoch too')
 })

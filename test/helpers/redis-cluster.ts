@@ -30,6 +30,8 @@ export interface RedisCluster {
   masters: () => Promise<number[]>
   /** Port of the master owning `slot`. */
   ownerOf: (slot: number) => Promise<number>
+  /** Port of the (live) replica of the master at `port`. */
+  replicaOf: (port: number) => Promise<number>
   /** `CLUSTER FAILOVER` on the replica of the master at `port`; resolves with the new master's port once settled. */
   failover: (port: number) => Promise<number>
   /** Moves `slot` (and its keys) to the master at `to` with CLUSTER SETSLOT IMPORTING/MIGRATING/NODE; waits until settled. */
@@ -216,6 +218,7 @@ export async function startRedisCluster (options: RedisClusterOptions = {}): Pro
     command,
     masters: async () => await waitSettled(linked(), 10_000, 'a settled cluster'),
     ownerOf,
+    replicaOf,
 
     async failover (port) {
       const replica = await replicaOf(port)
