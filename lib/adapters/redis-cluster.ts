@@ -79,25 +79,19 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
     prober?.onRefresh()
   }
 
+  /** Our listeners on the Cluster ('error' apart: see unlisten). */
+  const listeners: Array<[string, (...args: any[]) => void]> = [
+    ['smessage', onMessage], ['-node', onNodeEnd], ['node error', onNodeError], ['nodeError', onNodeError],
+    ['refresh', onRefresh], ['reconnecting', onReconnecting], ['ready', onReady]
+  ]
+
   function listen (c: Cluster): void {
-    c.on('smessage', onMessage)
-    c.on('-node', onNodeEnd)
-    c.on('node error', onNodeError)
-    c.on('nodeError', onNodeError)
+    for (const [event, listener] of listeners) c.on(event, listener)
     c.on('error', onError)
-    c.on('refresh', onRefresh)
-    c.on('reconnecting', onReconnecting)
-    c.on('ready', onReady)
   }
 
   function unlisten (c: Cluster): void {
-    c.off('smessage', onMessage)
-    c.off('-node', onNodeEnd)
-    c.off('node error', onNodeError)
-    c.off('nodeError', onNodeError)
-    c.off('refresh', onRefresh)
-    c.off('reconnecting', onReconnecting)
-    c.off('ready', onReady)
+    for (const [event, listener] of listeners) c.off(event, listener)
     // Our own Cluster keeps its no-op 'error' listener: ioredis may still emit while it shuts down, and an
     // EventEmitter without one throws. The app's Cluster gets back exactly the listeners it had.
     if (!owned) c.off('error', onError)
