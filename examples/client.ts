@@ -7,7 +7,7 @@
  */
 import { parseArgs } from 'node:util'
 import { createClient, RealtimeError } from '../lib/client/index.js'
-import type { actions } from './server.js' // the server's action map, as a type only: no server code runs here
+import type { ChatActions } from './actions.js' // the server's action map, as a type only
 
 const { values } = parseArgs({
   options: {
@@ -21,7 +21,7 @@ const channel = values.channel
 const interval = Number(values.interval)
 if (!Number.isSafeInteger(interval) || interval < 1) throw new TypeError(`--interval must be a positive integer (ms), got ${values.interval}`)
 
-const client = createClient<typeof actions>(values.url, values.device === undefined ? {} : { deviceId: values.device })
+const client = createClient<ChatActions>(values.url, values.device === undefined ? {} : { deviceId: values.device })
 let timer: NodeJS.Timeout | undefined
 let n = 0
 

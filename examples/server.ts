@@ -10,65 +10,8 @@ import Fastify from 'fastify'
 import fastifyStatic from '@fastify/static'
 import * as promClient from 'prom-client'
 import Type from 'typebox'
-import realtimePlugin, { defineAction, memoryAdapter, redisAdapter, RealtimeError } from '../lib/index.js'
-
-/** A small in-process store: the last messages of each channel (a database in a real app). */
-const store = new Map<string, Array<{ id: string, at: number, from: string, text: string }>>()
-let lastId = 0
-
-const Text = Type.String({ minLength: 1, maxLength: 4096 })
-/** What `app.realtime.history()` returns: the stream position and the stored messages, oldest first. */
-export const HistoryReply = Type.Object({
-  epoch: Type.String(),
-  offset: Type.Integer(),
-  messages: Type.Array(Type.Object({
-    offset: Type.Integer(), action: Type.String(), payload: Type.Unknown(), from: Type.Union([Type.String(), Type.Null()])
-  }))
-})
-
-export const actions = {
-  // A plain relay: existing clients keep working unchanged.
-  'chat.message': Type.Object({ text: Text }, { additionalProperties: false }),
-  // What the server publishes for a stored message.
-  'chat.stored': Type.Object({ id: Type.String(), at: Type.Integer(), from: Type.String(), text: Text }),
-  // Handled: store, publish the stored form, reply with its server id and time.
-  'chat.send': defineAction({
-    payload: Type.Object({ text: Text }, { additionalProperties: false }),
-    reply: Type.Object({ id: Type.String(), at: Type.Integer() }),
-    async handler ({ connection, channel, payload }) {
-      if (channel === undefined) throw new RealtimeError('CHANNEL_REQUIRED', 'chat.send needs a channel')
-      const message = { id: `m${++lastId}`, at: Date.now(), from: connection.deviceId, text: payload.text }
-      const list = store.get(channel) ?? []
-      list.push(message)
-      store.set(channel, list.slice(-100))
-      await app.realtime.publish(channel, 'chat.stored', message)
-      return { id: message.id, at: message.at }
-    }
-  }),
-  // Handled, on a joined channel: its recent messages from the plugin's history (the page shows them on join, and
-  // reloads them when a re-join was not recovered).
-  'chat.history': defineAction({
-    payload: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) }, { additionalProperties: false }),
-    reply: HistoryReply,
-    handler: ({ channel, payload }) => {
-      if (channel === undefined) throw new RealtimeError('CHANNEL_REQUIRED', 'chat.history needs a channel')
-      return app.realtime.history(channel, { limit: payload.limit ?? 20 })
-    }
-  }),
-  // Handled and channel-less: a request/response call listing the channels with recent messages.
-  'rooms.recent': defineAction({
-    payload: Type.Object({}),
-    reply: Type.Array(Type.Object({ channel: Type.String(), messages: Type.Integer(), lastAt: Type.Integer() })),
-    handler: () => [...store].map(([channel, list]) => ({ channel, messages: list.length, lastAt: list.at(-1)!.at }))
-  })
-}
-
-declare module '../lib/index.js' {
-  interface RealtimeActions {
-    'chat.message': typeof actions['chat.message']
-    'chat.stored': typeof actions['chat.stored']
-  }
-}
+import realtimePlugin, { memoryAdapter, redisAdapter } from '../lib/index.js'
+import { chatActions } from './actions.js'
 
 const port = Number(process.env.PORT ?? 3000)
 const host = process.env.HOST ?? '127.0.0.1'
@@ -98,7 +41,8 @@ promClient.collectDefaultMetrics({ register: registry })
 
 await app.register(fastifyStatic, { root: fileURLToPath(new URL('./public/', import.meta.url)) })
 await app.register(realtimePlugin, {
-  actions,
+  // The chat's actions (examples/actions.ts): a relay, two handled actions and a request/response call.
+  actions: chatActions(() => app.realtime),
   adapter,
   healthRoute: '/health', // 200 {"status":"ok",...} while the adapter is up, 503 when degraded: for load balancers
   // Every channel keeps its last 100 messages for 10 minutes: deliveries carry an offset, a client that re-joins with

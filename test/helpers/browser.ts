@@ -5,48 +5,9 @@
 import { fileURLToPath } from 'node:url'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fastifyStatic from '@fastify/static'
-import Type, { type Static } from 'typebox'
 import { chromium, type Browser, type Page } from 'playwright-core'
-import realtimePlugin, { defineAction, type Realtime } from '../../lib/index.js'
-
-/**
- * The example's action map (examples/server.ts): the chat.message relay, the handled chat.send, and the handled
- * chat.history reading the plugin's history through `history`.
- */
-export function exampleActions (
-  publish: (channel: string, message: { id: string, at: number, from: string, text: string }) => Promise<void>,
-  history: (channel: string, limit: number) => Promise<Static<typeof HistoryReply>>
-) {
-  let lastId = 0
-  const Text = Type.String({ minLength: 1, maxLength: 4096 })
-  return {
-    'chat.message': Type.Object({ text: Text }, { additionalProperties: false }),
-    'chat.stored': Type.Object({ id: Type.String(), at: Type.Integer(), from: Type.String(), text: Text }),
-    'chat.send': defineAction({
-      payload: Type.Object({ text: Text }, { additionalProperties: false }),
-      reply: Type.Object({ id: Type.String(), at: Type.Integer() }),
-      async handler ({ connection, channel, payload }) {
-        const message = { id: `m${++lastId}`, at: Date.now(), from: connection.deviceId, text: payload.text }
-        await publish(channel!, message)
-        return { id: message.id, at: message.at }
-      }
-    }),
-    'chat.history': defineAction({
-      payload: Type.Object({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100 })) }, { additionalProperties: false }),
-      reply: HistoryReply,
-      handler: ({ channel, payload }) => history(channel!, payload.limit ?? 20)
-    })
-  }
-}
-
-/** The reply of chat.history: what `app.realtime.history()` returns. */
-const HistoryReply = Type.Object({
-  epoch: Type.String(),
-  offset: Type.Integer(),
-  messages: Type.Array(Type.Object({
-    offset: Type.Integer(), action: Type.String(), payload: Type.Unknown(), from: Type.Union([Type.String(), Type.Null()])
-  }))
-})
+import realtimePlugin from '../../lib/index.js'
+import { chatActions } from '../../examples/actions.js'
 
 /** Chromium binary: CHROMIUM_PATH, else Debian's /usr/bin/chromium (`.ci/run` installs it). */
 export const chromiumPath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
@@ -63,7 +24,7 @@ export async function launchBrowser (): Promise<Browser> {
 
 /**
  * Starts the example-like server on `port` (0 for a free one): static files of examples/public, `clientJs`
- * served as /client.js, and the realtime plugin with the example actions, history (size 100, ttl 10 min) and
+ * served as /client.js, and the realtime plugin with the example's actions (examples/actions.ts), history (size 100, ttl 10 min) and
  * presence on every channel, as examples/server.ts.
  */
 export async function startExampleServer (port: number, clientJs: string): Promise<{ app: FastifyInstance, port: number }> {
@@ -73,10 +34,7 @@ export async function startExampleServer (port: number, clientJs: string): Promi
     reply.type('text/javascript; charset=utf-8').header('cache-control', 'no-store').send(clientJs)
   })
   await app.register(realtimePlugin, {
-    actions: exampleActions(
-      (channel, message) => (app.realtime as Realtime<any>).publish(channel, 'chat.stored', message),
-      (channel, limit) => app.realtime.history(channel, { limit })
-    ),
+    actions: chatActions(() => app.realtime),
     history: { size: 100, ttl: 10 * 60_000 },
     presence: true
   })
