@@ -108,9 +108,9 @@ export class Connection implements Member, RealtimeConnection {
     socket.on('message', onMessage)
     socket.on('pong', onPong)
     socket.on('close', onClose)
-    // Corked by the plugin since ws wrote the 101: uncorked once the welcome is written (or the connection fails).
+    // Subscribe to direct messages before the welcome, so a sendToDevice() made after it arrives. The plugin corked
+    // the socket before ws wrote the 101: uncorked once the welcome is written, or when the subscription fails.
     const corked = this.#raw !== undefined && this.#raw.writableCorked > 0
-    // Subscribe to direct messages before the welcome, so a sendToDevice() made after it arrives.
     ctx.registry.add(this.#deviceTopic, this).then(() => this.#open(channels, corked), (err: unknown) => {
       if (corked) this.#raw!.uncork()
       this.log.warn({ err }, 'fastify-realtime: could not subscribe to direct messages, closing with 1013')
@@ -130,10 +130,7 @@ export class Connection implements Member, RealtimeConnection {
     return this.#log
   }
 
-  /**
-   * Once subscribed to direct messages: the welcome, the channels from `authenticate`, then `onConnect`. `corked`:
-   * the socket still holds the 101 (see plugin.ts), released with the welcome.
-   */
+  /** Once subscribed to direct messages: the welcome (`corked`: with the 101, plugin.ts), `authenticate`'s channels, `onConnect`. */
   #open (channels: readonly string[], corked: boolean): void {
     if (this.closed) {
       this.ctx.registry.remove(this.#deviceTopic, this)
