@@ -10,6 +10,8 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { RealtimeAdapter } from './adapters/adapter.js'
 import type { StreamPosition } from './adapters/history.js'
 import type { Metrics } from './metrics.js'
+import { DEVICE_TOPIC_PREFIX } from './constants.js'
+import { DeviceTopic } from './device-topic.js'
 import { Topic, type Member, type TopicContext } from './topic.js'
 
 export type { Member } from './topic.js'
@@ -24,7 +26,7 @@ export type StreamReader = (topic: string) => ((since: number, limit: number) =>
  * fan-out of each delivery to them (once framed, then per member with no allocation), and the history followers.
  */
 export class ChannelRegistry {
-  readonly #topics = new Map<string, Topic>()
+  readonly #topics = new Map<string, Topic | DeviceTopic>()
   readonly #adapter: RealtimeAdapter
   readonly #ctx: TopicContext
   readonly #streamOf: StreamReader
@@ -53,8 +55,8 @@ export class ChannelRegistry {
     }
     entry.ready = undefined // active: nothing to keep
     entry.pending--
-    if (hold) (entry.held ??= new Map()).set(member, [])
-    else entry.members.add(member)
+    if (hold && entry instanceof Topic) (entry.held ??= new Map()).set(member, [])
+    else entry.addMember(member)
   }
 
   /**
@@ -64,8 +66,9 @@ export class ChannelRegistry {
    */
   release (topic: string, member: Member, floor = 0, position?: StreamPosition): void {
     const entry = this.#topics.get(topic)
-    const held = entry?.held?.get(member)
-    if (entry === undefined || held === undefined || typeof held === 'number') return
+    if (!(entry instanceof Topic)) return
+    const held = entry.held?.get(member)
+    if (held === undefined || typeof held === 'number') return
     if (position !== undefined) entry.follower?.seed(position)
     for (const [text, offset, except] of held) {
       if ((offset === undefined || offset > floor) && except !== member.deviceId) member.sendFrame(text)
@@ -73,7 +76,7 @@ export class ChannelRegistry {
     const reached = entry.follower?.position?.offset ?? floor
     if (entry.follower === undefined || reached >= floor) {
       entry.held!.delete(member)
-      entry.members.add(member)
+      entry.addMember(member)
     } else {
       entry.held!.set(member, floor) // this node is behind the member's read: skip what it already has
     }
@@ -86,7 +89,7 @@ export class ChannelRegistry {
   position (topic: string, member: Member): StreamPosition | undefined {
     const entry = this.#topics.get(topic)
     const followed = entry?.follower?.position
-    if (entry === undefined || followed === undefined) return undefined
+    if (!(entry instanceof Topic) || followed === undefined) return undefined
     const held = entry.held?.get(member)
     return { offset: typeof held === 'number' ? held : followed.offset, epoch: followed.epoch }
   }
@@ -100,7 +103,7 @@ export class ChannelRegistry {
   remove (topic: string, member: Member): void {
     const entry = this.#topics.get(topic)
     if (entry === undefined) return
-    entry.members.delete(member)
+    entry.removeMember(member)
     entry.held?.delete(member)
     if (!entry.unused) return
     this.#topics.delete(topic)
@@ -120,8 +123,8 @@ export class ChannelRegistry {
     return [...this.#topics.keys()]
   }
 
-  #create (topic: string): Topic {
-    const entry = new Topic(topic, this.#ctx, this.#streamOf(topic))
+  #create (topic: string): Topic | DeviceTopic {
+    const entry = topic.startsWith(DEVICE_TOPIC_PREFIX) ? new DeviceTopic(topic, this.#ctx) : new Topic(topic, this.#ctx, this.#streamOf(topic))
     const ready = this.#adapter.subscribe(topic, entry.handler)
     entry.ready = ready
     // The promise is awaited by add(); this handler counts a failed subscribe once, and keeps an early rejection

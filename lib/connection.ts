@@ -108,8 +108,11 @@ export class Connection implements Member, RealtimeConnection {
     socket.on('message', onMessage)
     socket.on('pong', onPong)
     socket.on('close', onClose)
-    // Subscribe to direct messages before the welcome, so a sendToDevice() made after it arrives.
-    ctx.registry.add(this.#deviceTopic, this).then(() => this.#open(channels), (err: unknown) => {
+    // Subscribe to direct messages before the welcome, so a sendToDevice() made after it arrives. The plugin corked
+    // the socket before ws wrote the 101: uncorked once the welcome is written, or when the subscription fails.
+    const corked = this.#raw !== undefined && this.#raw.writableCorked > 0
+    ctx.registry.add(this.#deviceTopic, this).then(() => this.#open(channels, corked), (err: unknown) => {
+      if (corked) this.#raw!.uncork()
       this.log.warn({ err }, 'fastify-realtime: could not subscribe to direct messages, closing with 1013')
       this.close(CloseCode.TRY_AGAIN_LATER, 'adapter unavailable')
     })
@@ -127,13 +130,14 @@ export class Connection implements Member, RealtimeConnection {
     return this.#log
   }
 
-  /** Once subscribed to direct messages: the welcome, the channels from `authenticate`, then `onConnect`. */
-  #open (channels: readonly string[]): void {
+  /** Once subscribed to direct messages: the welcome (`corked`: with the 101, plugin.ts), `authenticate`'s channels, `onConnect`. */
+  #open (channels: readonly string[], corked: boolean): void {
     if (this.closed) {
       this.ctx.registry.remove(this.#deviceTopic, this)
       return
     }
     this.sendFrame(welcomeFrame(this.deviceId))
+    if (corked) this.#raw!.uncork() // the 101 and the welcome leave together
     if (channels.length === 0) {
       this.#connected()
       return

@@ -4,7 +4,7 @@
  * preClose, the metrics and the adapter released in onClose).
  */
 import { randomUUID } from 'node:crypto'
-import type { ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Socket } from 'node:net'
 import type { FastifyInstance, FastifyReply, FastifyRequest, FastifySchema } from 'fastify'
 import fp from 'fastify-plugin'
@@ -88,7 +88,7 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
   }
   const state = { closing: false, closed: false }
   /** Upgrades past the checks whose socket is not a connection yet; they count against maxConnections. */
-  const handshakes = new Map<FastifyRequest, Handshake>()
+  const handshakes = new Map<IncomingMessage, Handshake>()
 
   const ownWebsocket = !fastify.hasDecorator('websocketServer')
   if (ownWebsocket) {
@@ -115,6 +115,11 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
   }
 
   boundHandshakes(fastify.server, options.handshakeTimeout)
+  // ws emits `headers` right before it writes the 101: our upgrades keep it corked until the welcome is written
+  // (Connection#open uncorks), so both leave in one write (one syscall fewer per connection).
+  fastify.websocketServer.on('headers', (_headers: string[], req: IncomingMessage) => {
+    if (handshakes.has(req)) req.socket?.cork()
+  })
 
   const realtimeApi = createRealtime(ctx, state)
   live.api = realtimeApi
@@ -159,8 +164,8 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
         request.log.error({ channels }, 'fastify-realtime: authenticate returned channels that are not an array of channel names')
         return refuse(reply, 500)
       }
-      const forget = (): void => { handshakes.delete(request) }
-      handshakes.set(request, { deviceId, auth, channels, forget })
+      const forget = (): void => { handshakes.delete(request.raw) }
+      handshakes.set(request.raw, { deviceId, auth, channels, forget })
       // An injected upgrade (app.injectWS) has no TCP socket: its handshake cannot be abandoned before the upgrade.
       request.raw.socket?.once('close', forget)
     },
@@ -170,8 +175,8 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
       })
     },
     wsHandler (socket, request) {
-      const handshake = handshakes.get(request)!
-      handshakes.delete(request)
+      const handshake = handshakes.get(request.raw)!
+      handshakes.delete(request.raw)
       // The TCP socket lives on as the WebSocket's: drop the listener, or it would keep the request alive.
       const raw = request.raw.socket as RawSocket | null
       raw?.off('close', handshake.forget)

@@ -1,8 +1,8 @@
 /**
  * One adapter topic on this node: its local members, the members held while they join (history, presence), the
  * node's adapter subscription and its handler, and the fan-out of each delivery. State lives on the object and the
- * logic on its prototype, so a topic costs one object, one Set and one small handler closure: a node holds one topic
- * per connected deviceId (direct messages) besides its channels.
+ * logic on its prototype, so a topic costs one object, one Set and one small handler closure. A deviceId's topic (direct
+ * messages, one per connected deviceId) is the lighter `DeviceTopic` (device-topic.ts).
  */
 import type { FastifyBaseLogger } from 'fastify'
 import type { MessageHandler } from './adapters/adapter.js'
@@ -72,6 +72,16 @@ export class Topic {
     }
   }
 
+  /** Adds a member that receives every delivery from now on. */
+  addMember (member: Member): void {
+    this.members.add(member)
+  }
+
+  /** Removes a member (not a held one: see `held`). */
+  removeMember (member: Member): void {
+    this.members.delete(member)
+  }
+
   /** Whether nothing keeps the topic: no member, none held, none waiting for the subscription. */
   get unused (): boolean {
     return this.members.size === 0 && this.pending === 0 && (this.held === undefined || this.held.size === 0)
@@ -98,24 +108,14 @@ export class Topic {
       if (held !== undefined && held.size > 0) this.#offer(held, text, offset, undefined) // after: a released member joins `members`
       return
     }
-    const envelope = decodeEnvelope(message)
-    if (envelope === undefined) {
-      this.#ctx.log.warn({ topic: this.name }, 'fastify-realtime: dropped an adapter message that is neither a frame nor an envelope')
+    const envelope = openEnvelope(this.name, message, this.#ctx.log)
+    if (envelope === undefined) return
+    if (!Array.isArray(envelope)) {
+      for (const member of members) member.control(envelope)
       return
     }
-    const header = envelope.header
-    if (header.c !== undefined) {
-      const command = this.name.startsWith(DEVICE_TOPIC_PREFIX) ? controlCommand(header) : undefined
-      if (command === undefined) {
-        this.#ctx.log.warn({ topic: this.name, command: header.c }, 'fastify-realtime: dropped an invalid control command')
-        return
-      }
-      for (const member of members) member.control(command)
-      return
-    }
-    if (envelope.frame.charCodeAt(0) !== OPEN_BRACE) return
-    const text = offset === undefined ? envelope.frame : withOffset(envelope.frame, offset)
-    const except = header.e
+    const [frameText, except] = envelope
+    const text = offset === undefined ? frameText : withOffset(frameText, offset)
     const payload = Buffer.from(text)
     const frame = textFrame(payload)
     let reached = 0
@@ -150,4 +150,25 @@ export class Topic {
       }
     }
   }
+}
+
+/**
+ * Opens an adapter message that is not a plain frame (envelope.ts): a control command (device topics only), a frame
+ * with its excepted deviceId (`[frame, except]`), or `undefined` when there is nothing to deliver (logged when it is
+ * neither a frame nor a valid envelope). `topic` is the adapter topic it arrived on.
+ */
+export function openEnvelope (topic: string, message: string, log: FastifyBaseLogger): ControlCommand | [frame: string, except: string | undefined] | undefined {
+  const envelope = decodeEnvelope(message)
+  if (envelope === undefined) {
+    log.warn({ topic }, 'fastify-realtime: dropped an adapter message that is neither a frame nor an envelope')
+    return undefined
+  }
+  const header = envelope.header
+  if (header.c !== undefined) {
+    const command = topic.startsWith(DEVICE_TOPIC_PREFIX) ? controlCommand(header) : undefined
+    if (command === undefined) log.warn({ topic, command: header.c }, 'fastify-realtime: dropped an invalid control command')
+    return command
+  }
+  if (envelope.frame.charCodeAt(0) !== OPEN_BRACE) return undefined
+  return [envelope.frame, header.e]
 }

@@ -3,7 +3,7 @@ import WebSocket from 'ws'
 import { memoryAdapter } from '../lib/index.js'
 import { connect } from './helpers/client.js'
 import { startServer } from './helpers/server.js'
-import { serverSocketsClosed } from './helpers/wait.js'
+import { serverSocketsClosed, until } from './helpers/wait.js'
 
 t.test('join, leave and action replies echo the request id', async (t) => {
   const { app, url } = await startServer()
@@ -166,6 +166,21 @@ t.test('server publish and sendToDevice', async (t) => {
   t.same(await a2.next({ type: 'message' }), direct, 'every connection of the device')
   await app.realtime.publish('news', 'chat.message', { text: 'marker' })
   t.same((await bob.next({ type: 'message' })).payload, { text: 'marker' }, 'bob got no direct message before the marker')
+
+  // One deviceId connected three times, then twice, to this node: direct messages and control commands reach each.
+  const a3 = await connect(`${url}?deviceId=alice`)
+  await a2.close()
+  const alices = (): number => [...app.realtime.connections()].filter((c) => c.deviceId === 'alice').length
+  await until(() => alices() === 2, 15_000, 'the closed connection of alice gone')
+  await app.realtime.sendToDevice('alice', 'chat.message', { text: 'still you' })
+  const again = { ...direct, payload: { text: 'still you' } }
+  t.same(await a1.next((f) => f.type === 'message' && f.payload.text === 'still you'), again)
+  t.same(await a3.next({ type: 'message' }), again, 'the newer connection of the device too')
+  await app.realtime.disconnect('alice', { code: 4001, reason: 'bye' })
+  t.same(await a1.closed, { code: 4001, reason: 'bye' }, 'a control command reaches every connection of the device')
+  t.same(await a3.closed, { code: 4001, reason: 'bye' })
+  await until(() => alices() === 0, 15_000, 'no connection of alice left')
+  await t.resolves(app.realtime.sendToDevice('alice', 'chat.message', { text: 'nobody' }), 'a direct message to a device with no connection is dropped')
 
   await t.rejects(app.realtime.publish('bad channel', 'chat.message', { text: 'x' }), { code: 'FST_REALTIME_INVALID_CHANNEL' })
   await t.rejects(app.realtime.publish('news', 'nope' as any, {} as any), { code: 'FST_REALTIME_UNKNOWN_ACTION' })

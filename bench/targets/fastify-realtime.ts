@@ -6,6 +6,7 @@
  * BENCH_DEFLATE=1 turns `perMessageDeflate` on (target `fastify-realtime+deflate`).
  * BENCH_METRICS=1 turns the `metrics` option on (prom-client, a registry of its own; the target
  * `fastify-realtime+metrics` sets it), to compare S1 with metrics on and off.
+ * It listens with a backlog of 4096 (README, "Sizing a node").
  */
 import Fastify from 'fastify'
 import Type from 'typebox'
@@ -31,5 +32,7 @@ await app.register(realtimePlugin, {
   ...(metrics === undefined ? {} : { metrics })
 })
 lifecycle(async () => { await app.close() })
-await app.listen({ port, host })
+// A reconnect storm (S6) brings thousands of SYNs at once: Node's default accept queue (511) overflows and the
+// kernel drops them, sending clients into their connect timeout. The kernel caps it at net.core.somaxconn.
+await app.listen({ port, host, backlog: 4096 })
 ready()
