@@ -133,6 +133,8 @@ export class Connection implements Member, RealtimeConnection {
   /** Once subscribed to direct messages: the welcome (`corked`: with the 101, plugin.ts), `authenticate`'s channels, `onConnect`. */
   #open (channels: readonly string[], corked: boolean): void {
     if (this.closed) {
+      // Closed meanwhile (e.g. shutdown): the 101 and the close frame are still held; let them go.
+      if (corked) this.#raw!.uncork()
       this.ctx.registry.remove(this.#deviceTopic, this)
       return
     }
