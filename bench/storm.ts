@@ -118,12 +118,11 @@ let onProgress: () => void = () => {}
 
 const T_KEY = Buffer.from('"t":')
 const OFFSET_KEY = Buffer.from('"offset":')
-/** The stream offset of a delivery (its last field), 0 when it has none. */
-function offsetOf (buf: Buffer): number {
-  let i = buf.lastIndexOf(OFFSET_KEY)
-  if (i < 0) return 0
+
+/** The decimal integer starting at `i` in `buf` (0 when none). */
+function integerAt (buf: Buffer, i: number): number {
   let n = 0
-  for (i += 9; i < buf.length; i++) {
+  for (; i < buf.length; i++) {
     const c = buf[i]!
     if (c < 48 || c > 57) break
     n = n * 10 + c - 48
@@ -131,16 +130,16 @@ function offsetOf (buf: Buffer): number {
   return n
 }
 
+/** The stream offset of a delivery (its last field), 0 when it has none. */
+function offsetOf (buf: Buffer): number {
+  const i = buf.lastIndexOf(OFFSET_KEY)
+  return i < 0 ? 0 : integerAt(buf, i + OFFSET_KEY.length)
+}
+
+/** The message's sequence number (`"t":n` of its payload), 0 when it has none. */
 function seqOf (buf: Buffer): number {
-  let i = buf.indexOf(T_KEY)
-  if (i < 0) return 0
-  let n = 0
-  for (i += 4; i < buf.length; i++) {
-    const c = buf[i]!
-    if (c < 48 || c > 57) break
-    n = n * 10 + c - 48
-  }
-  return n
+  const i = buf.indexOf(T_KEY)
+  return i < 0 ? 0 : integerAt(buf, i + T_KEY.length)
 }
 
 /** One member (index < members) or the publisher (index === members); reconnects forever until `stop`. */
