@@ -47,7 +47,7 @@ await app.register(realtimePlugin, {
   healthRoute: '/health', // 200 {"status":"ok",...} while the adapter is up, 503 when degraded: for load balancers
   // Every channel keeps its last 100 messages for 10 minutes: deliveries carry an offset, a client that re-joins with
   // `since` gets what it missed (or `recovered: false`: reload). Who is online: a snapshot, then diffs.
-  // (The Redis Cluster adapter has neither capability yet: there the example runs without them.)
+  // (Every adapter of the package has both; a third-party adapter without them runs the example without them.)
   history: adapter.history === undefined ? false : { size: 100, ttl: 10 * 60_000 },
   presence: adapter.presence !== undefined,
   metrics: { client: promClient, registry, route: '/metrics' },
