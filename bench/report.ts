@@ -246,7 +246,7 @@ function scenarioLine (s: Scenario, o: Record<string, number>): string {
       'defaults, 1-5 s ±50 %) and re-joins. Times are from the first close the clients see (server down: from SIGTERM to the new ' +
       'process listening, its start-up included; after ready: from then to the last re-join); peak CPU (cores over 500 ms) and RSS ' +
       'are the restarted process\'s; refused = TCP refused + HTTP refused + timed out attempts; listen queue overflows = SYNs ' +
-      'the kernel dropped because the accept queue was full (TcpExt ListenOverflows, machine-wide; Node listens with a backlog of 511); lost = acknowledged messages a ' +
+      'the kernel dropped because the accept queue was full (TcpExt ListenOverflows, machine-wide; the fastify-realtime target listens with a backlog of 4096, the others with the Node default of 511); lost = acknowledged messages a ' +
       'connected member never got; missed while away = member-messages published while members were disconnected (what history recovery restores); ' +
       'with history (fastify-realtime+redis+history), every client re-joins with since: recovered re-joins = members whose re-join answered ' +
       'recovered: true, missed by recovered = member-messages such a member still missed (must be 0).'
