@@ -26,6 +26,7 @@ import type { Cluster } from 'ioredis'
 import type { ClusterShards, Shard } from './redis-cluster-shards.js'
 import { CLUSTER_PROBE_INTERVAL, CLUSTER_PROBE_RETRY, CLUSTER_PROBE_TIMEOUT, CLUSTER_REFRESH_CONFIRM_DELAY } from '../constants.js'
 
+/** The probes of one cluster adapter's shards (see the file comment); created by `shardProber`. */
 export interface ShardProber {
   /** Handles a message on a probe channel; false for any other channel. */
   onMessage: (channel: string, message: string) => boolean

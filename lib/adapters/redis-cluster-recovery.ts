@@ -9,6 +9,7 @@
  */
 import type { FastifyBaseLogger } from 'fastify'
 
+/** The catch-up of one cluster adapter: told when shards come up, it re-subscribes and calls the reconnect listener. */
 export interface ShardRecovery {
   /** A shard (`host:port` of its master) became up. Ignored until `start()` and after `stop()`. */
   shardUp: (key: string) => void

@@ -41,6 +41,7 @@ export interface Shard {
   readonly inflight: Set<(err: Error) => void>
 }
 
+/** This node's view of the cluster's masters (see the file comment for the states); one per adapter. */
 export interface ClusterShards {
   /** The master (`host:port`) owning the slot of `channel` in ioredis' slot map, if any. */
   ownerOf: (channel: string) => string | undefined

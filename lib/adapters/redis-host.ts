@@ -11,6 +11,7 @@ import type { Redis } from 'ioredis'
  */
 export type RedisCommands = Pick<Redis, 'defineCommand' | 'call' | 'sadd' | 'srem' | 'smembers' | 'del' | 'zrem' | 'hvals'>
 
+/** What one Redis adapter gives its history and presence capabilities: where to run commands, and its state. */
 export interface RedisHost {
   /**
    * Runs `command` on the connection that serves the slot of `key` and settles like it. Rejects at once with
