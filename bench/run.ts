@@ -516,7 +516,7 @@ async function runOne (scenario: Scenario, target: TargetDef, rep: number, backe
   try {
     // S6 storms one node: a target of two nodes (on Redis) runs one there.
     for (let n = 0; n < (scenario === 's6' ? 1 : target.nodes); n++) {
-      const profileName = target.name.startsWith('fastify-realtime') ? `${scenario}-${target.name}-rep${rep}-node${n}` : undefined
+      const profileName = `${scenario}-${target.name}-rep${rep}-node${n}`
       servers.push(await startServer(target, backendEnv(target, backends), profileName))
     }
     const { args: argv, timeoutS } = loadArgs(scenario, target, servers, backends)

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
-import type { Socket } from 'node:net'
+import { Socket } from 'node:net'
 import type { WebSocket, RawData } from 'ws'
 import type { FastifyBaseLogger } from 'fastify'
 import type { ConnectionContext, RealtimeConnection } from './connection-types.js'
@@ -41,7 +41,7 @@ function onMessage (this: WebSocket, data: RawData, isBinary: boolean): void {
 }
 
 function onPong (this: WebSocket): void {
-  (this as OwnedSocket)[kConnection].alive = true
+  (this as OwnedSocket)[kConnection].ponged()
 }
 
 function onClose (this: WebSocket, code: number, reason: Buffer): void {
@@ -62,8 +62,11 @@ export class Connection implements Member, RealtimeConnection {
   readonly auth: unknown
   readonly channels = new Set<string>()
   readonly ctx: ConnectionContext
-  /** Cleared by each heartbeat tick, set again by the pong. */
-  alive = true
+  /**
+   * The TCP socket's `bytesRead` at the last heartbeat tick (-1: alive, no tick yet or a pong of an injected socket).
+   * Read instead of a `pong` listener: a fourth event name on the WebSocket grows its listener table (~0.1 KiB).
+   */
+  #readAtTick = -1
   /** Set once the socket has closed. */
   closed = false
   /** The tail of this connection's pending frames (see dispatch.ts); `queued` counts them. */
@@ -81,7 +84,10 @@ export class Connection implements Member, RealtimeConnection {
   #id: string | undefined
   /** This connection's rate-limit key when budgets are per connection (a number: no string kept per connection). */
   readonly #serial = ++serial
-  /** The TCP socket under ws, for writing prebuilt frames; undefined for an injected socket (then ws.send() is used). */
+  /**
+   * The stream under ws (the TCP socket; an in-memory Duplex for an injected socket), for writing prebuilt frames;
+   * undefined for a socket without one (then ws.send() is used).
+   */
   readonly #raw: Socket | undefined
   /**
    * 0 without permessage-deflate; else the window bits negotiated (deflate.ts): every text frame this plugin sends on
@@ -106,7 +112,8 @@ export class Connection implements Member, RealtimeConnection {
     // Shared listeners (`this` is the socket), no closure per connection: the socket points back here.
     ;(socket as OwnedSocket)[kConnection] = this
     socket.on('message', onMessage)
-    socket.on('pong', onPong)
+    // An injected socket (app.injectWS) has no TCP socket to read `bytesRead` from: its pongs are counted instead.
+    if (!(this.#raw instanceof Socket)) socket.on('pong', onPong)
     socket.on('close', onClose)
     // Subscribe to direct messages before the welcome, so a sendToDevice() made after it arrives. The plugin corked
     // the socket before ws wrote the 101: uncorked once the welcome is written, or when the subscription fails.
@@ -213,15 +220,24 @@ export class Connection implements Member, RealtimeConnection {
     if (this.#socket.readyState <= WS_OPEN) this.#socket.close(code, reason)
   }
 
-  /** One heartbeat tick: terminates the connection if the previous ping got no pong, else pings again. */
+  /**
+   * One heartbeat tick: terminates the connection if the peer sent nothing since the previous tick's ping (no pong,
+   * no frame: the TCP socket's `bytesRead` did not move), else pings again.
+   */
   heartbeat (): void {
-    if (!this.alive) {
+    const read = this.#raw instanceof Socket ? this.#raw.bytesRead : 0
+    if (read === this.#readAtTick) {
       this.log.debug('fastify-realtime: heartbeat missed, terminating')
       this.#socket.terminate()
       return
     }
-    this.alive = false
+    this.#readAtTick = read
     if (this.#socket.readyState === WS_OPEN) this.#socket.ping()
+  }
+
+  /** A pong on an injected socket (TCP sockets are read through `bytesRead`, see `heartbeat`). */
+  ponged (): void {
+    this.#readAtTick = -1
   }
 
   /** Resolves when the socket has closed and its hooks (`onLeave`, `onDisconnect`) have settled. */

@@ -59,7 +59,7 @@ export interface RealtimePluginOptions<A extends ActionMap = ActionMap, Auth ext
   maxPayload?: number
   /** Most channels one connection may join; more get a `LIMIT_EXCEEDED` error reply. Default 100. */
   maxChannelsPerConnection?: number
-  /** Heartbeat ping interval in ms; a connection that has not answered the previous ping is terminated. 0 disables. Default 30000. */
+  /** Heartbeat ping interval in ms; a connection that sent nothing (no pong, no frame) since the previous ping is terminated. 0 disables. Default 30000. */
   heartbeatInterval?: number
   /** Time in ms a close handshake may take before the socket is destroyed. Default 1000. */
   closeTimeout?: number

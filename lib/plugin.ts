@@ -20,12 +20,12 @@ import { Deflater, wsPerMessageDeflate } from './deflate.js'
 import { FST_REALTIME_ALREADY_REGISTERED } from './errors.js'
 import { boundHandshakes, handshakeDone } from './handshake-timeout.js'
 import { createMetrics, NO_METRICS } from './metrics.js'
-import { resolveOptions, type RealtimePluginOptions } from './options.js'
+import { resolveOptions, type AuthResult, type RealtimePluginOptions } from './options.js'
 import { DeviceId, isChannelName, isDeviceId } from './protocol.js'
 import { createRealtime, type Realtime } from './realtime.js'
 
-/** What the checks before the 101 decided; `forget` drops it if the socket closes before the upgrade. */
-interface Handshake { deviceId: string, auth: unknown, channels: string[], forget: () => void }
+/** What the checks before the 101 decided, kept from the preHandler hook to wsHandler. */
+interface Handshake { deviceId: string, auth: unknown, channels: string[] }
 
 const querystring = Type.Object({ deviceId: Type.Optional(DeviceId) })
 /** Routes kept out of generated HTTP docs (@fastify/swagger reads `hide`; Fastify's own types do not list it). */
@@ -87,8 +87,13 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
     await adapter.presence!.start?.()
   }
   const state = { closing: false, closed: false }
-  /** Upgrades past the checks whose socket is not a connection yet; they count against maxConnections. */
-  const handshakes = new Map<IncomingMessage, Handshake>()
+  /**
+   * Upgrades past the checks whose socket is not a connection yet (they count against maxConnections), by TCP socket
+   * (by request for an injected upgrade, which has none). One listener for all of them drops a socket that closes
+   * before its upgrade: no closure per handshake.
+   */
+  const handshakes = new Map<object, Handshake>()
+  function abandoned (this: Socket): void { handshakes.delete(this) }
 
   const ownWebsocket = !fastify.hasDecorator('websocketServer')
   if (ownWebsocket) {
@@ -96,6 +101,9 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
     const wsOptions = {
       maxPayload: options.maxPayload,
       closeTimeout: options.closeTimeout,
+      // The plugin tracks its connections itself (app.realtime.connections()): ws's own Set would cost a Set entry,
+      // a close listener and its closure per connection (~0.18 KiB, S4). `fastify.websocketServer.clients` is undefined.
+      clientTracking: false,
       perMessageDeflate: wsPerMessageDeflate(options.perMessageDeflate),
       ...(options.handleProtocols === undefined ? {} : { handleProtocols: options.handleProtocols })
     }
@@ -118,12 +126,31 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
   // ws emits `headers` right before it writes the 101: our upgrades keep it corked until the welcome is written
   // (Connection#open uncorks), so both leave in one write (one syscall fewer per connection).
   fastify.websocketServer.on('headers', (_headers: string[], req: IncomingMessage) => {
-    if (handshakes.has(req)) req.socket?.cork()
+    if (req.socket != null && handshakes.has(req.socket)) req.socket.cork()
   })
 
   const realtimeApi = createRealtime(ctx, state)
   live.api = realtimeApi
   fastify.decorate('realtime', realtimeApi)
+
+  /** The checks after `authenticate` (`auth`: what it resolved); the upgrade proceeds when `done` is called. */
+  function admit (request: FastifyRequest, reply: FastifyReply, auth: AuthResult | undefined, done: (err?: Error) => void): void {
+    // Closed meanwhile (handshakeTimeout, or the client left): no upgrade will follow, nothing to keep.
+    const raw = request.raw.socket
+    if (raw?.destroyed === true) return refuse(reply, 503, 'Handshake abandoned')
+    const asked = (request.query as { deviceId?: string }).deviceId
+    const deviceId = auth?.deviceId ?? asked ?? randomUUID()
+    if ((asked !== undefined && asked !== deviceId) || !isDeviceId(deviceId)) return refuse(reply, 403)
+    const channels = auth?.channels ?? []
+    if (!Array.isArray(channels) || !channels.every(isChannelName)) {
+      request.log.error({ channels }, 'fastify-realtime: authenticate returned channels that are not an array of channel names')
+      return refuse(reply, 500)
+    }
+    handshakes.set(raw ?? request.raw, { deviceId, auth, channels })
+    // An injected upgrade (app.injectWS) has no TCP socket: its handshake cannot be abandoned before the upgrade.
+    raw?.on('close', abandoned)
+    done()
+  }
 
   fastify.route({
     method: 'GET',
@@ -133,8 +160,9 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
     ...(options.metrics === undefined
       ? {}
       : { async onResponse (_request: FastifyRequest, reply: FastifyReply) { if (reply.statusCode >= 400) metrics.handshakeRejected(reply.statusCode) } }),
-    async preHandler (request, reply) {
-      if (!request.ws) return
+    // Callback style: without `authenticate` the checks finish in the same tick (no promise, no microtask per upgrade).
+    preHandler (request, reply, done) {
+      if (!request.ws) return done()
       if (state.closing) return refuse(reply, 503, 'Server is shutting down')
       if (!originCheck(request)) {
         request.log.info({ origin: request.headers.origin, host: request.headers.host },
@@ -145,29 +173,18 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
       if (maxConnections > 0 && connections.size + handshakes.size >= maxConnections) {
         return refuse(reply, 503, 'Too many connections')
       }
-      const asked = (request.query as { deviceId?: string }).deviceId
-      let auth
-      if (authenticate !== undefined) {
-        try {
-          auth = await authenticate(request)
-        } catch (err) {
-          request.log.info({ err }, 'fastify-realtime: authentication refused')
-          return (err as { statusCode?: number }).statusCode === 403 ? refuse(reply, 403) : refuse(reply, 401)
-        }
+      if (authenticate === undefined) return admit(request, reply, undefined, done)
+      const refused = (err: unknown): void => {
+        request.log.info({ err }, 'fastify-realtime: authentication refused')
+        refuse(reply, (err as { statusCode?: number } | null)?.statusCode === 403 ? 403 : 401)
       }
-      // Closed meanwhile (handshakeTimeout, or the client left): no upgrade will follow, nothing to keep.
-      if (request.raw.socket?.destroyed === true) return refuse(reply, 503, 'Handshake abandoned')
-      const deviceId = auth?.deviceId ?? asked ?? randomUUID()
-      if ((asked !== undefined && asked !== deviceId) || !isDeviceId(deviceId)) return refuse(reply, 403)
-      const channels = auth?.channels ?? []
-      if (!Array.isArray(channels) || !channels.every(isChannelName)) {
-        request.log.error({ channels }, 'fastify-realtime: authenticate returned channels that are not an array of channel names')
-        return refuse(reply, 500)
+      let result
+      try {
+        result = authenticate(request)
+      } catch (err) {
+        return refused(err)
       }
-      const forget = (): void => { handshakes.delete(request.raw) }
-      handshakes.set(request.raw, { deviceId, auth, channels, forget })
-      // An injected upgrade (app.injectWS) has no TCP socket: its handshake cannot be abandoned before the upgrade.
-      request.raw.socket?.once('close', forget)
+      Promise.resolve(result).then((auth) => admit(request, reply, auth, done), refused).catch(done)
     },
     handler (_request, reply) {
       return reply.code(426).header('upgrade', 'websocket').send({
@@ -175,11 +192,11 @@ async function realtime (fastify: FastifyInstance, opts: RealtimePluginOptions<a
       })
     },
     wsHandler (socket, request) {
-      const handshake = handshakes.get(request.raw)!
-      handshakes.delete(request.raw)
-      // The TCP socket lives on as the WebSocket's: drop the listener, or it would keep the request alive.
       const raw = request.raw.socket as RawSocket | null
-      raw?.off('close', handshake.forget)
+      const key = raw ?? request.raw
+      const handshake = handshakes.get(key)!
+      handshakes.delete(key)
+      raw?.off('close', abandoned)
       handshakeDone(request.raw)
       const connection = new Connection(ctx, socket, handshake.deviceId, handshake.auth, handshake.channels)
       releaseRequest(socket, raw, ownWebsocket)
@@ -263,8 +280,8 @@ function onSocketError (this: WebSocket, err: Error): void {
 const REASONS: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 500: 'Internal Server Error', 503: 'Service Unavailable' }
 
 /** Answers a refused upgrade with a JSON error body; never an internal message. */
-function refuse (reply: FastifyReply, status: 401 | 403 | 500 | 503, message = REASONS[status]!): FastifyReply {
-  return reply.code(status).send({ statusCode: status, error: REASONS[status], message })
+function refuse (reply: FastifyReply, status: 401 | 403 | 500 | 503, message = REASONS[status]!): void {
+  reply.code(status).send({ statusCode: status, error: REASONS[status], message })
 }
 
 /**

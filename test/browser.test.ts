@@ -13,6 +13,7 @@ import type { Page } from 'playwright-core'
 import realtimePlugin from '../lib/index.js'
 import { bundleClient } from '../examples/build-client.js'
 import { join, launchBrowser, received, send, startExampleServer, WAIT, waitForOpen, watchPage } from './helpers/browser.js'
+import { serverSockets, trackServerSockets } from './helpers/wait.js'
 
 const screenshot = fileURLToPath(new URL('../test-artifacts/browser.png', import.meta.url))
 
@@ -151,6 +152,7 @@ t.test('a client waiting out its backoff reconnects at once when the window fire
     </script>`)
   })
   await app.register(realtimePlugin, {})
+  trackServerSockets(app)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
   let connections = 0
@@ -168,7 +170,7 @@ t.test('a client waiting out its backoff reconnects at once when the window fire
   // Offline emulation does not end an open socket: the server drops it while the page is offline.
   await context.setOffline(true)
   t.equal(await page.evaluate(() => navigator.onLine), false, 'the page is offline')
-  for (const socket of app.websocketServer.clients) socket.terminate()
+  for (const socket of serverSockets(app)) socket.terminate()
   await page.waitForFunction(() => (window as unknown as Win).client.state === 'reconnecting', undefined, WAIT)
   t.same(await page.evaluate(() => (window as unknown as Win).delays), [600_000], 'the next attempt is 10 minutes away')
   t.equal(connections, 1)

@@ -13,6 +13,7 @@ import {
 } from '../lib/client/index.js'
 import { actions, startServer } from './helpers/server.js'
 import { nextEvent } from './helpers/client-sdk.js'
+import { serverSockets } from './helpers/wait.js'
 
 type Client = RealtimeClient<typeof actions>
 
@@ -38,7 +39,7 @@ function inbox (client: Client, channel: string): { got: Array<[number | undefin
 
 /** Closes the server side of every connection of `app` abruptly (a dropped network, as the client sees it). */
 function dropAll (app: FastifyInstance): void {
-  for (const socket of app.websocketServer.clients) socket.terminate()
+  for (const socket of serverSockets(app)) socket.terminate()
 }
 
 const publish = async (app: FastifyInstance, channel: string, from: number, to: number): Promise<void> => {

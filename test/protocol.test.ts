@@ -1,6 +1,8 @@
+import { once } from 'node:events'
 import t from 'tap'
+import Fastify from 'fastify'
 import WebSocket from 'ws'
-import { memoryAdapter } from '../lib/index.js'
+import realtimePlugin, { memoryAdapter } from '../lib/index.js'
 import { connect } from './helpers/client.js'
 import { startServer } from './helpers/server.js'
 import { serverSocketsClosed, until } from './helpers/wait.js'
@@ -200,6 +202,50 @@ t.test('heartbeat terminates a connection that stops answering pings', async (t)
   t.equal((await silent.closed).code, 1006, 'terminated without a close frame')
   t.same(await healthy.join('alive'), { type: 'joined', channel: 'alive', id: 'join:alive' }, 'a ponging client stays')
   await healthy.close()
+})
+
+t.test('heartbeat: a client that answers pings with frames instead of pongs stays (any inbound traffic counts)', async (t) => {
+  const { app, url } = await startServer({ heartbeatInterval: 150 })
+  t.teardown(() => app.close())
+  const busy = await connect(url, { autoPong: false })
+  const silent = await connect(url, { autoPong: false })
+  let pings = 0
+  const fourPings = new Promise<void>((resolve) => {
+    busy.ws.on('ping', () => {
+      pings++
+      busy.send({ type: 'join', channel: `tick${pings}`, id: `join:tick${pings}` })
+      if (pings === 4) resolve()
+    })
+  })
+  t.equal((await silent.closed).code, 1006, 'the silent client is terminated')
+  await fourPings
+  t.same(await busy.join('still'), { type: 'joined', channel: 'still', id: 'join:still' }, 'still connected after 4 pings and no pong')
+  await busy.close()
+})
+
+t.test('heartbeat on injected sockets: pongs keep one, silence terminates the other', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await app.register(realtimePlugin, { heartbeatInterval: 100 })
+  await app.ready()
+  // Injected sockets hold no handle and the heartbeat timer is unref'd: keep the process up while the test waits.
+  const keepAlive = setInterval(() => {}, 1000)
+  t.teardown(() => clearInterval(keepAlive))
+  const ponging = await app.injectWS('/ws?deviceId=ponging')
+  const silent = await app.injectWS('/ws?deviceId=silent')
+  silent.on('ping', () => {}) // injected sockets do not pong by themselves
+  let pings = 0
+  const threePings = new Promise<void>((resolve) => {
+    ponging.on('ping', () => {
+      ponging.pong()
+      if (++pings === 3) resolve()
+    })
+  })
+  const [code] = await once(silent, 'close')
+  t.equal(code, 1006, 'the silent injected socket is terminated')
+  await threePings
+  t.equal(ponging.readyState, 1, 'the ponging injected socket is still open after 3 pings')
+  ponging.terminate()
 })
 
 t.test('closing connections leaves nothing behind', async (t) => {

@@ -3,7 +3,7 @@ import { once } from 'node:events'
 import { memoryAdapter, type RealtimeAdapter } from '../lib/index.js'
 import { connect, refusedStatus } from './helpers/client.js'
 import { startServer } from './helpers/server.js'
-import { until } from './helpers/wait.js'
+import { serverSockets, until } from './helpers/wait.js'
 
 t.test('default origin check: same host:port passes, any other Origin is refused with 403', async (t) => {
   const { app, url } = await startServer()
@@ -39,7 +39,7 @@ t.test('maxConnections: 503 before the 101 once the node is full', async (t) => 
   const a = await connect(url)
   const b = await connect(url)
   t.equal(await refusedStatus(url), 503)
-  const closed = once(app.websocketServer.clients.values().next().value!, 'close')
+  const closed = once(serverSockets(app)[0]!, 'close')
   await a.close()
   await closed
   const c = await connect(url)

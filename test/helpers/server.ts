@@ -4,6 +4,7 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import Type from 'typebox'
 import realtimePlugin, { type RealtimePluginOptions } from '../../lib/index.js'
+import { trackServerSockets } from './wait.js'
 
 export const actions = {
   'chat.message': Type.Object({ text: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }),
@@ -20,6 +21,7 @@ export async function startServer (
   const app = Fastify({ logger })
   if (setup !== undefined) await setup(app)
   await app.register(realtimePlugin, { actions, ...options })
+  trackServerSockets(app)
   await app.listen({ port: 0, host: '127.0.0.1' })
   const { port } = app.server.address() as { port: number }
   return { app, url: `ws://127.0.0.1:${port}/ws`, base: `http://127.0.0.1:${port}` }

@@ -1,12 +1,36 @@
-import { once } from 'node:events'
 import type { FastifyInstance } from 'fastify'
+import type { WebSocket } from 'ws'
+import type { Connection } from '../../lib/connection.js'
 
 /**
- * Returns a promise that resolves when every server-side socket open right now has emitted 'close' (and so the
- * plugin has run its cleanup, whose listener was added first). Call it before closing the clients.
+ * Returns a promise that resolves when every connection open right now has closed and its hooks have settled (the
+ * plugin's cleanup has run). Call it before closing the clients.
  */
 export function serverSocketsClosed (app: FastifyInstance): Promise<unknown> {
-  return Promise.all([...app.websocketServer.clients].map((ws) => once(ws, 'close')))
+  return Promise.all([...app.realtime.connections()].map((connection) => (connection as Connection).whenClosed()))
+}
+
+const tracked = new WeakMap<object, Set<WebSocket>>()
+
+/**
+ * Keeps the open server-side sockets of `app` from now on (the plugin turns ws's `clientTracking` off, so
+ * `websocketServer.clients` is undefined). Call it before clients connect; `serverSockets(app)` reads them.
+ */
+export function trackServerSockets (app: FastifyInstance): void {
+  if (tracked.has(app)) return
+  const sockets = new Set<WebSocket>()
+  tracked.set(app, sockets)
+  app.websocketServer.on('connection', (socket: WebSocket) => {
+    sockets.add(socket)
+    socket.once('close', () => sockets.delete(socket))
+  })
+}
+
+/** The open server-side sockets of `app` (tracked since `trackServerSockets`; `startServer` calls it). */
+export function serverSockets (app: FastifyInstance): WebSocket[] {
+  const sockets = tracked.get(app)
+  if (sockets === undefined) throw new Error('serverSockets: call trackServerSockets(app) before clients connect')
+  return [...sockets]
 }
 
 /**
