@@ -235,8 +235,8 @@ function scenarioLine (s: Scenario, o: Record<string, number>): string {
       'Latency is publish → receive over every delivery.'
     case 's3': return `${o.members} members split evenly across two server nodes sharing one redis-server; the publisher is on node A ` +
       `(closed loop, ${o.window} messages in flight). Server CPU is both nodes; redis-server CPU is listed apart.`
-    case 's4': return `${o.idleConnections} connections, each joined to one of ${o.idleChannels} channels, after ${Math.min(100, o.idleConnections)} ` +
-      'warm-up connections; server VmRSS after a forced GC, before and after, divided by the connections. ' +
+    case 's4': return `${o.idleConnections} connections, each joined to one of ${o.idleChannels} channels, after ${o.idleWarm ?? 100} ` +
+      'warm-up connections (the JIT compiles the connection path before the measured ones); server VmRSS after a forced GC, before and after, divided by the connections. ' +
       `Connection rate: full handshake + welcome + join, ${o.concurrency} in parallel.`
     case 's5': return `${o.scaleConnections} connections in one channel on one node; ${o.scaleMessages} messages published one at a time ` +
       '(each waits until every connection received the previous one). Time to deliver = publish → last delivery, median over the messages.'

@@ -89,6 +89,7 @@ const { values: args } = parseArgs({
     payload: { type: 'string', default: '100' },
     'idle-connections': { type: 'string', default: '5000' },
     'idle-channels': { type: 'string', default: '100' },
+    'idle-warm': { type: 'string', default: '1000' },
     'scale-connections': { type: 'string', default: '10000' },
     'scale-messages': { type: 'string', default: '5' },
     'storm-connections': { type: 'string', default: '10000' },
@@ -129,6 +130,7 @@ if (args.smoke) {
     duration: '1.5',
     'idle-connections': '200',
     'idle-channels': '10',
+    'idle-warm': '50',
     'scale-connections': '300',
     'scale-messages': '2',
     'storm-connections': '300',
@@ -183,6 +185,7 @@ const options = {
   payload: num('payload', 10),
   idleConnections: num('idle-connections', 1),
   idleChannels: num('idle-channels', 1),
+  idleWarm: num('idle-warm', 0),
   scaleConnections: num('scale-connections', 2),
   scaleMessages: num('scale-messages', 1),
   stormConnections: num('storm-connections', 1),
@@ -449,7 +452,7 @@ function loadArgs (scenario: Scenario, target: TargetDef, servers: Server[], bac
     case 's4':
       return {
         args: [...common, '--members', String(options.idleConnections), '--channels', String(options.idleChannels),
-          '--warm-connections', String(Math.min(100, options.idleConnections)), '--mem-file', servers[0]!.memFile],
+          '--warm-connections', String(options.idleWarm), '--mem-file', servers[0]!.memFile],
         timeoutS: connectS * 2 + 30
       }
     case 's5':

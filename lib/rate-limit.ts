@@ -41,7 +41,9 @@ export function createFrameLimiter (options: RateLimitOptions | false | undefine
   const max = integerOption(options?.max, DEFAULT_RATE_LIMIT_MAX, 'rateLimit.max', 1)
   const timeWindow = integerOption(options?.timeWindow, DEFAULT_RATE_LIMIT_WINDOW, 'rateLimit.timeWindow (ms)', 1)
   const base = { points: max, duration: timeWindow / 1000 }
-  let limiter: RateLimiterAbstract = new RateLimiterMemory(base)
+  // A memory store needs no key prefix: without one the key (a number per connection) is used as is, no string is
+  // built per frame.
+  let limiter: RateLimiterAbstract = new RateLimiterMemory({ ...base, keyPrefix: '' })
   const perDevice = options?.perDevice
   if (perDevice !== undefined) {
     if (perDevice === null || typeof perDevice.redis?.eval !== 'function') {
@@ -51,7 +53,7 @@ export function createFrameLimiter (options: RateLimitOptions | false | undefine
       ...base,
       storeClient: perDevice.redis,
       keyPrefix: perDevice.keyPrefix ?? 'realtime:rl',
-      insuranceLimiter: new RateLimiterMemory(base)
+      insuranceLimiter: new RateLimiterMemory({ ...base, keyPrefix: '' })
     })
   }
   const closeAbove = 2 * max
