@@ -1,7 +1,7 @@
 /**
- * One WebSocket connection's lifecycle: open (direct-message subscription, welcome), inbound frames (binary and
- * size checks, rate limit, then `dispatch`), deliveries with the slow-consumer bound, heartbeat, and close
- * (leaves every channel). Frame handling lives in `dispatch.ts`, channel membership in `membership.ts`.
+ * One WebSocket connection's lifecycle: open (direct-message subscription, welcome), deliveries with the
+ * slow-consumer bound, heartbeat, and close (leaves every channel). Inbound frames (binary and size checks, rate
+ * limit) live in `inbound.ts`, their handling in `dispatch.ts`, channel membership in `membership.ts`.
  */
 import { randomUUID } from 'node:crypto'
 import { once } from 'node:events'
@@ -16,13 +16,13 @@ import type { ControlCommand } from './envelope.js'
 import { FST_REALTIME_INVALID_CHANNEL } from './errors.js'
 import { CloseCode, DEVICE_TOPIC_PREFIX } from './constants.js'
 import { deflateWindowBits } from './deflate.js'
-import { dispatch, SETTLED } from './dispatch.js'
+import { SETTLED } from './dispatch.js'
 import { writeCorked } from './frame.js'
 import { runHook } from './hooks.js'
+import { receive } from './inbound.js'
 import { leaveAll, serverJoin, serverLeave } from './membership.js'
-import { Verdict } from './rate-limit.js'
 import {
-  type RequestId, type ValidationDetail, type WireErrorCode, errorFrame, isChannelName, parseClientFrame, welcomeFrame
+  type RequestId, type ValidationDetail, type WireErrorCode, errorFrame, isChannelName, welcomeFrame
 } from './protocol.js'
 
 export type { ConnectionContext, RealtimeConnection } from './connection-types.js'
@@ -37,7 +37,7 @@ const kConnection = Symbol('fastify-realtime.connection')
 type OwnedSocket = WebSocket & { [kConnection]: Connection }
 
 function onMessage (this: WebSocket, data: RawData, isBinary: boolean): void {
-  (this as OwnedSocket)[kConnection].onMessage(data, isBinary)
+  receive((this as OwnedSocket)[kConnection], data, isBinary)
 }
 
 function onPong (this: WebSocket): void {
@@ -83,7 +83,7 @@ export class Connection implements Member, RealtimeConnection {
   /** `id`, made on first read: a UUID string costs ~0.5 KiB until flattened, and most connections never need it. */
   #id: string | undefined
   /** This connection's rate-limit key when budgets are per connection (a number: no string kept per connection). */
-  readonly #serial = ++serial
+  readonly serial = ++serial
   /**
    * The stream under ws (the TCP socket; an in-memory Duplex for an injected socket), for writing prebuilt frames;
    * undefined for a socket without one (then ws.send() is used).
@@ -123,6 +123,11 @@ export class Connection implements Member, RealtimeConnection {
       this.log.warn({ err }, 'fastify-realtime: could not subscribe to direct messages, closing with 1013')
       this.close(CloseCode.TRY_AGAIN_LATER, 'adapter unavailable')
     })
+  }
+
+  /** Whether the socket is open (frames sent now reach the peer). */
+  get open (): boolean {
+    return this.#socket.readyState === WS_OPEN
   }
 
   /** Unique per connection (a UUID), also across nodes and reconnects. */
@@ -260,48 +265,6 @@ export class Connection implements Member, RealtimeConnection {
     counters.slowConsumersClosed++
     this.log.info({ bufferedAmount: this.#socket.bufferedAmount }, 'fastify-realtime: slow consumer, closing with 1013')
     this.close(CloseCode.TRY_AGAIN_LATER, 'slow consumer')
-  }
-
-  /** The socket's `message` event. */
-  onMessage (data: RawData, isBinary: boolean): void {
-    if (this.closed) return
-    if (isBinary) {
-      this.close(CloseCode.UNSUPPORTED_DATA, 'binary frames are not supported')
-      return
-    }
-    const buf = data as Buffer
-    if (buf.length > this.ctx.options.maxPayload) {
-      // Only reachable when the app registered @fastify/websocket itself with a larger maxPayload.
-      this.close(CloseCode.MESSAGE_TOO_BIG, 'frame too large')
-      return
-    }
-    this.ctx.metrics.bytesReceived(buf.length)
-    const text = buf.toString()
-    const limiter = this.ctx.options.limiter
-    if (limiter === undefined) {
-      dispatch(this, text)
-      return
-    }
-    // Verdicts resolve in call order, so accepted frames keep their order.
-    limiter.check(limiter.perDevice ? this.deviceId : this.#serial).then((verdict) => {
-      if (this.#socket.readyState !== WS_OPEN) return
-      if (verdict === Verdict.ACCEPT) dispatch(this, text)
-      else if (verdict === Verdict.REJECT) this.#rateLimited(text)
-      else this.#flooded()
-    }, /* c8 ignore next */ (err: unknown) => this.log.error({ err }, 'fastify-realtime: rate limiter failed'))
-  }
-
-  #rateLimited (text: string): void {
-    this.ctx.counters.framesRateLimited++
-    const parsed = parseClientFrame(text, this.ctx.options.maxDepth)
-    this.ctx.metrics.frameReceived(parsed.ok ? parsed.frame.type : 'invalid')
-    this.error('RATE_LIMITED', 'Too many frames, slow down', parsed.ok ? parsed.frame.id : parsed.error.id)
-  }
-
-  #flooded (): void {
-    this.ctx.counters.floodsClosed++
-    this.log.info('fastify-realtime: flooding past twice the rate limit, closing with 1008')
-    this.close(CloseCode.POLICY_VIOLATION, 'rate limit exceeded')
   }
 
   /** The socket's `close` event (once). */
