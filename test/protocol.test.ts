@@ -320,3 +320,18 @@ t.test('maxPayload holds (1009) even when the app registered @fastify/websocket 
   c.send({ type: 'action', channel: 'x', action: 'chat.message', payload: { text: 'x'.repeat(2000) } })
   t.equal((await c.closed).code, 1009)
 })
+
+t.test('client tracking: the plugin\'s own ws server keeps none (connections() does); an app-registered one keeps its own', async (t) => {
+  const own = await startServer()
+  t.teardown(() => own.app.close())
+  const a = await connect(own.url)
+  t.equal(own.app.websocketServer.clients, undefined, 'no ws client Set on the plugin\'s own server')
+  t.same([...own.app.realtime.connections()].map((c) => c.deviceId), [a.deviceId], 'app.realtime.connections() lists it')
+
+  const websocket = (await import('@fastify/websocket')).default
+  const shared = await startServer({}, async (app) => { await app.register(websocket) })
+  t.teardown(() => shared.app.close())
+  const b = await connect(shared.url)
+  t.equal(shared.app.websocketServer.clients.size, 1, 'the app\'s @fastify/websocket tracks its clients as configured')
+  await Promise.all([a.close(), b.close()])
+})
