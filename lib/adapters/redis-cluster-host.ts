@@ -10,6 +10,9 @@ import type { ClusterShards } from './redis-cluster-shards.js'
 import type { RedisCommands, RedisHost } from './redis-host.js'
 import { FST_REALTIME_ADAPTER_CLOSED, FST_REALTIME_UNAVAILABLE } from '../errors.js'
 
+/** Error replies that speak of the shard (cluster state failed, slot migrating, loading, master down), not of the command. */
+const SHARD_STATE_REPLY = /^(CLUSTERDOWN|TRYAGAIN|LOADING|MASTERDOWN)\b/
+
 /** What the host reads from the adapter, each time it is used. */
 export interface ClusterHostSource {
   cluster: () => Cluster | undefined
@@ -32,8 +35,9 @@ export function clusterHost (source: ClusterHostSource): RedisHost {
       try {
         return await shards!.guard(shard, command(c as unknown as RedisCommands))
       } catch (err) {
-        // A reply of Redis (a script error...) says nothing about the shard; a lost connection does.
-        if ((err as Error).name !== 'ReplyError') shards!.markChannelDown(key, err as Error)
+        // A reply of Redis about the command (a script error, NOPERM...) says nothing about the shard; a lost
+        // connection does, and so do the replies about the shard's own state.
+        if ((err as Error).name !== 'ReplyError' || SHARD_STATE_REPLY.test((err as Error).message)) shards!.markChannelDown(key, err as Error)
         throw err
       }
     },

@@ -228,17 +228,13 @@ export function redisClusterAdapter (options: RedisClusterAdapterOptions): Realt
     },
 
     async publish (topic, message) {
-      if (closed || cluster === undefined) throw new FST_REALTIME_ADAPTER_CLOSED()
       const key = channel(topic)
-      const shard = cluster.status === 'ready' ? shards?.upShardOf(key) : undefined
-      if (shard === undefined) throw new FST_REALTIME_UNAVAILABLE(`the Redis Cluster shard of ${key} is unreachable`)
-      try {
-        // The same strings as the single-Redis adapter (redis-envelope.ts), so history can share its scripts.
-        await shards!.guard(shard, cluster.spublish(key, plainEnvelope(message)))
-      } catch (err) {
-        shards?.markChannelDown(key, err as Error)
-        throw new FST_REALTIME_UNAVAILABLE((err as Error).message)
-      }
+      // Through the host's shard guard, as history and presence: refused at once while the shard is down, rejected
+      // when it goes down in flight. The same strings as the single-Redis adapter (redis-envelope.ts).
+      await host.run(key, (c) => c.spublish(key, plainEnvelope(message))).catch((err: unknown) => {
+        const code = (err as { code?: string }).code
+        throw code === 'FST_REALTIME_UNAVAILABLE' || code === 'FST_REALTIME_ADAPTER_CLOSED' ? err : new FST_REALTIME_UNAVAILABLE((err as Error).message)
+      })
     },
 
     close () {

@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis'
  * The commands the capabilities send, as both an ioredis `Redis` and a `Cluster` offer them (a Cluster routes each
  * command, and each script defined with `defineCommand`, by the slot of its first key).
  */
-export type RedisCommands = Pick<Redis, 'defineCommand' | 'call' | 'sadd' | 'srem' | 'smembers' | 'del' | 'zrem' | 'hvals'>
+export type RedisCommands = Pick<Redis, 'defineCommand' | 'call' | 'sadd' | 'srem' | 'smembers' | 'del' | 'zrem' | 'hvals' | 'spublish'>
 
 /** What one Redis adapter gives its history and presence capabilities: where to run commands, and its state. */
 export interface RedisHost {
