@@ -79,6 +79,9 @@ t.test('Redis channel names carry the prefix; one SUBSCRIBE per topic per node',
 t.test('a pattern-like topic is a literal channel, never a pattern', async (t) => {
   const adapter = redisAdapter({ client: client() })
   t.teardown(() => adapter.close())
+  // init() waits until the publishing client is ready too (a subscribe only waits for the subscribing one): a publish
+  // before that is refused as UNAVAILABLE (seen once in CI).
+  await adapter.init!(app)
   const got: string[] = []
   let arrived: () => void = () => {}
   const literal = new Promise<void>((resolve) => { arrived = resolve })
