@@ -109,11 +109,8 @@ export class Topic {
       return
     }
     const envelope = openEnvelope(this.name, message, this.#ctx.log)
-    if (envelope === undefined) return
-    if (!Array.isArray(envelope)) {
-      for (const member of members) member.control(envelope)
-      return
-    }
+    // A control command opens only on a device topic, and those are DeviceTopics: nothing to apply here.
+    if (envelope === undefined || !Array.isArray(envelope)) return
     const [frameText, except] = envelope
     const text = offset === undefined ? frameText : withOffset(frameText, offset)
     const payload = Buffer.from(text)
